@@ -1,0 +1,194 @@
+// CPU impls of the int8 ops: argument checks, layout, threading (at::parallel_for) and the
+// choice of kernel; the SIMD micro-kernels are in int8_{avx512,avx2,scalar}.cpp.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+
+#include "cpu_features.h"
+#include "int8_checks.h"
+#include "int8_kernels.h"
+
+namespace greenops {
+namespace {
+
+namespace k8 = cpu::int8;
+
+// Above this many rows the int8 GEMM goes to oneDNN (at::_int_mm, AMX/VNNI tiles) and only
+// the epilogue is ours; at or below it our VNNI dot kernel, which streams the weight once, wins.
+// Measured by bench/bench_int8.py on a 2-core Xeon (AMX): see docs/kernels.md.
+constexpr int64_t kDotMaxRows = 16;
+// at::_int_mm (torch 2.13 CPU) returns garbage for K = 1 (a [M, 1] operand's strides are
+// ambiguous to oneDNN); tiny K is cheap on our kernel anyway.
+constexpr int64_t kIntMmMinK = 16;
+// W8A16: up to this many rows our fused dequant+FMA kernel; above it a weight tile at a time
+// is dequantized into cache and multiplied by the library GEMM.
+constexpr int64_t kWeightDotMaxRows = 64;
+
+k8::FloatKind float_kind(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return k8::FloatKind::F32;
+    case at::kHalf: return k8::FloatKind::F16;
+    case at::kBFloat16: return k8::FloatKind::BF16;
+    default: TORCH_CHECK(false, "greenops: unsupported float dtype ", t);
+  }
+}
+
+using QuantizeFn = void (*)(const void*, k8::FloatKind, int64_t, int64_t, int64_t, int8_t*, float*);
+using DotFn = void (*)(const k8::DotArgs&, int64_t, int64_t);
+using WeightDotFn = void (*)(const k8::WeightDotArgs&, int64_t, int64_t);
+
+struct Kernels {
+  QuantizeFn quantize;
+  DotFn dot;
+  WeightDotFn weight_dot;
+};
+
+Kernels kernels() {
+  switch (cpu::active_isa()) {
+#if defined(__x86_64__)
+    case cpu::Isa::Avx512Vnni: return {k8::quantize_rows_avx512, k8::dot_avx512, k8::weight_dot_avx512};
+    case cpu::Isa::Avx2: return {k8::quantize_rows_avx2, k8::dot_avx2, k8::weight_dot_avx2};
+#endif
+    default: return {k8::quantize_rows_scalar, k8::dot_scalar, k8::weight_dot_scalar};
+  }
+}
+
+// Splits N into chunks of whole 4-row tiles, about `work` MACs per chunk at least.
+template <class F>
+void parallel_over_n(int64_t N, int64_t macs_per_row, const F& f) {
+  const int64_t tiles = (N + 3) / 4;
+  const int64_t grain = std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, 4 * macs_per_row));
+  at::parallel_for(0, tiles, grain, [&](int64_t b, int64_t e) { f(b * 4, std::min(e * 4, N)); });
+}
+
+std::vector<int64_t> out_shape(const at::Tensor& act, int64_t N) {
+  std::vector<int64_t> s(act.sizes().begin(), act.sizes().end() - 1);
+  s.push_back(N);
+  return s;
+}
+
+std::tuple<at::Tensor, at::Tensor> quantize_int8_cpu(const at::Tensor& x, int64_t dim) {
+  check_float_input("quantize_int8", "x", x);
+  TORCH_CHECK_VALUE(x.dim() >= 1, "greenops.quantize_int8: x must have at least 1 dim");
+  const int64_t d = at::maybe_wrap_dim(dim, x.dim());
+  const at::Tensor xt = x.movedim(d, -1).contiguous();
+  const int64_t K = xt.size(-1);
+  at::Tensor q = at::empty(xt.sizes(), xt.options().dtype(at::kChar));
+  at::Tensor scale = at::empty(xt.sizes().slice(0, xt.dim() - 1), xt.options().dtype(at::kFloat));
+  const int64_t rows = scale.numel();
+  const auto quantize = kernels().quantize;
+  const auto kind = float_kind(x.scalar_type());
+  const void* src = xt.data_ptr();
+  int8_t* qp = q.data_ptr<int8_t>();
+  float* sp = scale.data_ptr<float>();
+  at::parallel_for(0, rows, std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(1, K)),
+                   [&](int64_t b, int64_t e) { quantize(src, kind, K, b, e, qp, sp); });
+  return {q.movedim(-1, d).contiguous(), scale};
+}
+
+// out = cast(float(acc) * a_scale[m] * w_scale[n] + bias[n]): one pass over the int32 result.
+template <class Out>
+void epilogue(const at::Tensor& acc, const at::Tensor& a_scale, const at::Tensor& w_scale,
+              const at::Tensor& bias, at::Tensor& out) {
+  const int64_t M = acc.size(0), N = acc.size(1);
+  const int32_t* ap = acc.data_ptr<int32_t>();
+  const float* as = a_scale.data_ptr<float>();
+  const float* ws = w_scale.data_ptr<float>();
+  const float* bp = bias.defined() ? bias.data_ptr<float>() : nullptr;
+  Out* op = out.data_ptr<Out>();
+  at::parallel_for(0, M, std::max<int64_t>(1, (1 << 14) / N), [&](int64_t b, int64_t e) {
+    for (int64_t m = b; m < e; ++m) {
+      const float sa = as[m];
+      if (bp) {
+        for (int64_t n = 0; n < N; ++n) op[m * N + n] = Out(float(ap[m * N + n]) * sa * ws[n] + bp[n]);
+      } else {
+        for (int64_t n = 0; n < N; ++n) op[m * N + n] = Out(float(ap[m * N + n]) * sa * ws[n]);
+      }
+    }
+  });
+}
+
+at::Tensor int8_mm_cpu(const at::Tensor& a_q, const at::Tensor& a_scale, const at::Tensor& w_q,
+                       const at::Tensor& w_scale, const std::optional<at::Tensor>& bias,
+                       std::optional<at::ScalarType> out_dtype) {
+  check_int8_mm(a_q, a_scale, w_q, w_scale, bias, out_dtype);
+  const int64_t K = a_q.size(-1), N = w_q.size(0);
+  const at::ScalarType dtype = out_dtype.value_or(at::kFloat);
+  const at::Tensor a = a_q.reshape({-1, K}).contiguous();
+  const int64_t M = a.size(0);
+  at::Tensor out = at::empty({M, N}, a_q.options().dtype(dtype));
+  if (M == 0 || N == 0) return out.view(out_shape(a_q, N));
+  const at::Tensor w = w_q.contiguous();
+  at::Tensor acc;
+  if (M <= kDotMaxRows || K < kIntMmMinK) {
+    acc = at::empty({M, N}, a.options().dtype(at::kInt));
+    const k8::DotArgs args{a.data_ptr<int8_t>(), w.data_ptr<int8_t>(), acc.data_ptr<int32_t>(), M, N, K};
+    const auto dot = kernels().dot;
+    parallel_over_n(N, M * K, [&](int64_t b, int64_t e) { dot(args, b, e); });
+  } else {
+    acc = at::_int_mm(a, w.t());
+  }
+  const at::Tensor as = a_scale.reshape({M}).contiguous();
+  const at::Tensor ws = w_scale.contiguous();
+  const at::Tensor b = bias.has_value() ? bias->to(at::kFloat).contiguous() : at::Tensor();
+  switch (dtype) {
+    case at::kFloat: epilogue<float>(acc, as, ws, b, out); break;
+    case at::kHalf: epilogue<at::Half>(acc, as, ws, b, out); break;
+    default: epilogue<at::BFloat16>(acc, as, ws, b, out); break;
+  }
+  return out.view(out_shape(a_q, N));
+}
+
+at::Tensor int8_weight_mm_cpu(const at::Tensor& x, const at::Tensor& w_q, const at::Tensor& w_scale,
+                              const std::optional<at::Tensor>& bias) {
+  check_int8_weight_mm(x, w_q, w_scale, bias);
+  const int64_t K = x.size(-1), N = w_q.size(0);
+  const at::Tensor x2 = x.reshape({-1, K});
+  const int64_t M = x2.size(0);
+  if (M == 0 || N == 0) return at::empty(out_shape(x, N), x.options());
+  const at::Tensor w = w_q.contiguous();
+  const at::Tensor ws = w_scale.contiguous();
+  if (M <= kWeightDotMaxRows) {
+    // Activations to fp32 once (M is small); the weight is streamed once, dequantized in
+    // registers, never written back.
+    const at::Tensor xf = x2.to(at::kFloat).contiguous();
+    const at::Tensor b = bias.has_value() ? bias->to(at::kFloat).contiguous() : at::Tensor();
+    at::Tensor out = at::empty({M, N}, x.options().dtype(at::kFloat));
+    const k8::WeightDotArgs args{xf.data_ptr<float>(), w.data_ptr<int8_t>(), ws.data_ptr<float>(),
+                                 b.defined() ? b.data_ptr<float>() : nullptr, out.data_ptr<float>(),
+                                 M, N, K};
+    const auto weight_dot = kernels().weight_dot;
+    parallel_over_n(N, M * K, [&](int64_t b0, int64_t e0) { weight_dot(args, b0, e0); });
+    return out.to(x.scalar_type()).view(out_shape(x, N));
+  }
+  // Large M is compute-bound: dequantize ~1 MiB of weight rows at a time into x's dtype (a
+  // cache-resident tile, the same rounding torch's own same-dtype matmul sees) and hand each
+  // tile to the library GEMM. The full float weight never exists.
+  const at::Tensor xc = x2.contiguous();
+  at::Tensor out = at::empty({M, N}, x.options());
+  const int64_t tile = std::max<int64_t>(16, ((1 << 20) / (K * x.element_size()) + 15) / 16 * 16);
+  for (int64_t n0 = 0; n0 < N; n0 += tile) {
+    const int64_t n1 = std::min(N, n0 + tile);
+    const at::Tensor deq = (w.slice(0, n0, n1).to(at::kFloat) * ws.slice(0, n0, n1).unsqueeze(1))
+                               .to(x.scalar_type());
+    at::Tensor dst = out.slice(1, n0, n1);
+    if (bias.has_value()) {
+      at::addmm_out(dst, bias->slice(0, n0, n1).to(x.scalar_type()), xc, deq.t());
+    } else {
+      at::mm_out(dst, xc, deq.t());
+    }
+  }
+  return out.view(out_shape(x, N));
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(greenops, CPU, m) {
+  m.impl("quantize_int8", &quantize_int8_cpu);
+  m.impl("int8_mm", &int8_mm_cpu);
+  m.impl("int8_weight_mm", &int8_weight_mm_cpu);
+}
+
+}  // namespace greenops

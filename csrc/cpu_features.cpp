@@ -1,0 +1,67 @@
+#include "cpu_features.h"
+
+#include <atomic>
+#include <stdexcept>
+
+namespace greenops::cpu {
+namespace {
+
+Isa probe() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  // AVX-512 path needs F + BW (byte ops) + VL + VNNI (vpdpbusd); AVX2 path needs FMA and F16C.
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni")) {
+    return Isa::Avx512Vnni;
+  }
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+      __builtin_cpu_supports("f16c")) {
+    return Isa::Avx2;
+  }
+#endif
+  return Isa::Scalar;
+}
+
+std::atomic<int> g_active{-1};
+
+}  // namespace
+
+Isa detected_isa() {
+  static const Isa isa = probe();
+  return isa;
+}
+
+Isa active_isa() {
+  int v = g_active.load(std::memory_order_relaxed);
+  return v < 0 ? detected_isa() : static_cast<Isa>(v);
+}
+
+void set_isa(Isa isa) {
+  if (static_cast<int>(isa) > static_cast<int>(detected_isa())) {
+    throw std::invalid_argument(std::string("greenops: this CPU does not support the ") +
+                                isa_name(isa) + " path (best: " + isa_name(detected_isa()) + ")");
+  }
+  g_active.store(static_cast<int>(isa), std::memory_order_relaxed);
+}
+
+void reset_isa() { g_active.store(-1, std::memory_order_relaxed); }
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::Avx512Vnni: return "avx512_vnni";
+    case Isa::Avx2: return "avx2";
+    case Isa::Scalar: return "scalar";
+  }
+  return "?";
+}
+
+Isa isa_from_name(const std::string& name) {
+  if (name == "auto") return detected_isa();
+  for (Isa isa : {Isa::Avx512Vnni, Isa::Avx2, Isa::Scalar}) {
+    if (name == isa_name(isa)) return isa;
+  }
+  throw std::invalid_argument("greenops: unknown CPU ISA path '" + name +
+                              "' (expected avx512_vnni, avx2, scalar or auto)");
+}
+
+}  // namespace greenops::cpu

@@ -1,0 +1,18 @@
+// Run-time CPU feature detection: one build runs on any x86-64 (and takes the portable path
+// on other architectures). Torch-free so kernel translation units can include it.
+#pragma once
+#include <string>
+
+namespace greenops::cpu {
+
+// Ordered: a higher value may use every instruction of a lower one.
+enum class Isa : int { Scalar = 0, Avx2 = 1, Avx512Vnni = 2 };
+
+Isa detected_isa();                 // best path this CPU supports (probed once)
+Isa active_isa();                   // what kernels use now: detected unless capped by set_isa
+void set_isa(Isa isa);              // caps the path (tests run every path); throws if unsupported
+void reset_isa();                   // back to detected
+const char* isa_name(Isa isa);
+Isa isa_from_name(const std::string& name);  // "auto" means detected
+
+}  // namespace greenops::cpu

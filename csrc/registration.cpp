@@ -1,0 +1,41 @@
+// The one TORCH_LIBRARY block: every greenops op schema, written once.
+// Implementations register elsewhere: CPU in csrc/cpu/*.cpp, CUDA in Python (Triton) and
+// csrc/cuda/*, fake (meta) impls in greenops/ops/*.py.
+#include <torch/extension.h>
+
+#include "cpu_features.h"
+
+TORCH_LIBRARY(greenops, m) {
+  // int8 (numerics: docs/kernels.md)
+  m.def("quantize_int8(Tensor x, int dim=-1) -> (Tensor q, Tensor scale)");
+  m.def(
+      "int8_mm(Tensor a_q, Tensor a_scale, Tensor w_q, Tensor w_scale, Tensor? bias=None, "
+      "ScalarType? out_dtype=None) -> Tensor");
+  m.def("int8_weight_mm(Tensor x, Tensor w_q, Tensor w_scale, Tensor? bias=None) -> Tensor");
+}
+
+#ifndef GREENOPS_VERSION
+#error "GREENOPS_VERSION must be defined by setup.py"
+#endif
+#ifndef GREENOPS_CUDA_ARCHS
+#define GREENOPS_CUDA_ARCHS ""
+#endif
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "greenops C++/CUDA extension: op impls are reached through torch.ops.greenops";
+  m.attr("__version__") = GREENOPS_VERSION;
+  m.attr("torch_version") = TORCH_VERSION;
+  m.attr("cuda_archs") = GREENOPS_CUDA_ARCHS;
+#ifdef GREENOPS_WITH_CUDA
+  m.attr("with_cuda") = true;
+#else
+  m.attr("with_cuda") = false;
+#endif
+  m.def("cpu_isa", [] { return greenops::cpu::isa_name(greenops::cpu::active_isa()); },
+        "CPU ISA path the kernels take now");
+  m.def("cpu_isa_detected", [] { return greenops::cpu::isa_name(greenops::cpu::detected_isa()); },
+        "best CPU ISA path this CPU supports");
+  m.def("set_cpu_isa", [](const std::string& name) {
+          greenops::cpu::set_isa(greenops::cpu::isa_from_name(name));
+        }, "cap the ISA path ('avx512_vnni', 'avx2', 'scalar', or 'auto' for the detected one)");
+}

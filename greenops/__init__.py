@@ -1,0 +1,30 @@
+"""greenops: quantized and block-sparse matmul kernels for PyTorch, and a runtime that
+measures energy and caps GPU power. See README.md and docs/architecture.md."""
+
+from ._ext import ExtensionError
+from .info import info
+from .ops import (
+    BACKENDS,
+    BackendError,
+    current_backend,
+    int8_mm,
+    int8_weight_mm,
+    quantize_int8,
+    use_backend,
+    use_cpu_isa,
+)
+from .version import __version__
+
+__all__ = [
+    "BACKENDS",
+    "BackendError",
+    "ExtensionError",
+    "__version__",
+    "current_backend",
+    "info",
+    "int8_mm",
+    "int8_weight_mm",
+    "quantize_int8",
+    "use_backend",
+    "use_cpu_isa",
+]

@@ -1,0 +1,62 @@
+"""`greenops demo`: quantize a weight matrix, run the int8 kernels, time them against float."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from . import ops
+
+
+def _median_ms(fn, min_runs: int = 5, budget_s: float = 1.0) -> float:
+    fn()  # warm-up (first-call allocations, thread pool start)
+    times = []
+    start = time.perf_counter()
+    while len(times) < min_runs or (time.perf_counter() - start < budget_s and len(times) < 200):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return times[len(times) // 2] * 1e3
+
+
+def _sqnr_db(ref: torch.Tensor, approx: torch.Tensor) -> float:
+    ref = ref.double()
+    return (20 * torch.log10(ref.norm() / (ref - approx.double()).norm())).item()
+
+
+def run(size: int = 4096, tokens: int = 16) -> int:
+    torch.manual_seed(0)
+    N = K = size
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    w = torch.randn(N, K, device=device)
+    x = torch.randn(tokens, K, device=device)
+    w_q, w_scale = ops.quantize_int8(w)  # per output channel
+    print(
+        f"\nweight {N}x{K}: {w.numel() * 4 / 2**20:.0f} MiB fp32 -> "
+        f"{w_q.numel() / 2**20:.0f} MiB int8 + {w_scale.numel() * 4 / 2**10:.0f} KiB scales"
+    )
+
+    def w8a8():
+        a_q, a_scale = ops.quantize_int8(x)  # per token, dynamic
+        return ops.int8_mm(a_q, a_scale, w_q, w_scale)
+
+    ref = x.double() @ w.double().T
+    rows = [
+        ("fp32 torch.matmul", lambda: x @ w.T),
+        ("greenops W8A8 (quantize_int8 + int8_mm)", w8a8),
+        ("greenops W8A16 (int8_weight_mm)", lambda: ops.int8_weight_mm(x, w_q, w_scale)),
+    ]
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    print(
+        f"activations {tokens}x{K} on {device} ({torch.get_num_threads()} threads); "
+        "median of repeated runs:"
+    )
+    base = None
+    for name, fn in rows:
+        ms = _median_ms(lambda fn=fn: (fn(), sync()))
+        base = base or ms
+        sqnr = _sqnr_db(ref, fn())
+        print(f"  {name:<42} {ms:8.3f} ms   {base / ms:5.2f}x vs fp32   SQNR {sqnr:5.1f} dB")
+    return 0

@@ -1,0 +1,125 @@
+"""Which implementation serves an op call: explicit, documented, default "auto".
+
+Backends:
+  "cpp"    C++ CPU kernels (csrc/cpu), for CPU tensors
+  "triton" Triton kernels (kernels/), for CUDA tensors; for CPU tensors only under the Triton
+           interpreter (TRITON_INTERPRET=1 set before triton is imported), which is how CI
+           tests every Triton kernel on a machine without a GPU
+  "cuda"   CUDA C++ kernels (csrc/cuda), for CUDA tensors, where built for the op
+  "auto"   CPU tensors -> "cpp"; CUDA tensors -> the op's entry in CUDA_AUTO
+
+Choose per call (`backend=` on every op function) or for a block of code
+(`with greenops.use_backend("triton"): ...`); the argument wins over the context.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+
+import torch
+
+BACKENDS = ("auto", "cpp", "triton", "cuda")
+
+# op -> the backend "auto" picks on CUDA tensors. Only Triton exists for CUDA so far; the
+# CUDA C++ kernels will enter here from measured data (bench/), per op and shape.
+CUDA_AUTO: dict[str, str] = {}
+# op -> backends implemented for CUDA tensors
+CUDA_IMPLS: dict[str, tuple[str, ...]] = {}
+
+
+class BackendError(RuntimeError):
+    """The requested backend cannot serve this op on this device."""
+
+
+_local = threading.local()
+
+
+def current_backend() -> str:
+    return getattr(_local, "backend", "auto")
+
+
+@contextlib.contextmanager
+def use_backend(name: str) -> Iterator[None]:
+    """Runs the block with every greenops op on backend `name` (see module doc)."""
+    _validate(name)
+    previous = current_backend()
+    _local.backend = name
+    try:
+        yield
+    finally:
+        _local.backend = previous
+
+
+def _validate(name: str) -> None:
+    if name not in BACKENDS:
+        raise ValueError(
+            f"greenops: unknown backend {name!r}; expected one of {', '.join(BACKENDS)}"
+        )
+
+
+def triton_interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def register_cuda(op: str, backends: tuple[str, ...], auto: str) -> None:
+    CUDA_IMPLS[op] = backends
+    CUDA_AUTO[op] = auto
+
+
+def resolve(op: str, device: torch.device, backend: str | None) -> str:
+    """The backend that serves `op` for tensors on `device`, or BackendError saying why none."""
+    name = current_backend() if backend is None else backend
+    _validate(name)
+    if device.type == "cpu":
+        if name in ("auto", "cpp"):
+            return "cpp"
+        if name == "triton":
+            if not triton_interpreting():
+                raise BackendError(
+                    f"greenops.{op}: the Triton backend takes CPU tensors only under the Triton "
+                    "interpreter; set TRITON_INTERPRET=1 before triton is imported, or move the "
+                    "tensors to a CUDA device"
+                )
+            return "triton"
+        raise BackendError(f"greenops.{op}: the CUDA C++ backend needs CUDA tensors, got CPU ones")
+    if device.type == "cuda":
+        impls = CUDA_IMPLS.get(op, ())
+        if name == "auto":
+            if op not in CUDA_AUTO:
+                raise BackendError(f"greenops.{op}: no CUDA implementation is registered")
+            return CUDA_AUTO[op]
+        if name == "cpp":
+            raise BackendError(
+                f"greenops.{op}: the C++ CPU backend needs CPU tensors, got CUDA ones"
+            )
+        if name not in impls:
+            raise BackendError(
+                f"greenops.{op}: no {name!r} implementation for CUDA tensors "
+                f"(available: {', '.join(impls) or 'none'})"
+            )
+        return name
+    raise BackendError(f"greenops.{op}: tensors on {device.type!r} are not supported (cpu or cuda)")
+
+
+def default_backend(op: str, device: torch.device) -> str:
+    """What the registered op (torch.ops.greenops.<op>) itself runs for this device."""
+    return "cpp" if device.type == "cpu" else CUDA_AUTO.get(op, "")
+
+
+@contextlib.contextmanager
+def use_cpu_isa(name: str) -> Iterator[None]:
+    """Caps the CPU kernels' ISA path for the block: "avx512_vnni", "avx2" or "scalar" (each
+    must be supported by this CPU; "auto" = the detected best). Process-wide, not per thread:
+    for tests and benchmarks that compare paths, not for production code."""
+    from .. import _ext
+
+    c = _ext.load()
+    previous = c.cpu_isa()
+    c.set_cpu_isa(name)
+    try:
+        yield
+    finally:
+        c.set_cpu_isa(previous)

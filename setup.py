@@ -1,0 +1,67 @@
+"""Builds greenops._C: the CPU extension always, CUDA sources when a CUDA torch and nvcc exist.
+
+GREENOPS_CUDA=0|1 forces the CUDA choice; TORCH_CUDA_ARCH_LIST picks archs (default 8.0;8.9;9.0a).
+Install against the torch already present: pip install --no-build-isolation -e .
+"""
+
+import glob
+import os
+import re
+
+from setuptools import setup
+from torch.utils import cpp_extension
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def _version() -> str:
+    with open(os.path.join(ROOT, "greenops", "version.py")) as f:
+        return re.search(r'__version__ = "([^"]+)"', f.read()).group(1)
+
+
+def _want_cuda() -> bool:
+    forced = os.environ.get("GREENOPS_CUDA")
+    if forced is not None:
+        if forced not in ("0", "1"):
+            raise ValueError(f"GREENOPS_CUDA must be 0 or 1, got {forced!r}")
+        return forced == "1"
+    # Never torch.cuda.is_available(): a build machine may have no GPU.
+    import torch
+
+    return torch.version.cuda is not None and cpp_extension.CUDA_HOME is not None
+
+
+def _extension():
+    version = _version()
+    cpu_sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/cpu/*.cpp"))
+    cxx = ["-O3", "-std=c++17", "-fopenmp", f'-DGREENOPS_VERSION="{version}"']
+    link = ["-fopenmp"]
+    include = [os.path.join(ROOT, "csrc", "include")]
+    if not _want_cuda():
+        return cpp_extension.CppExtension(
+            "greenops._C",
+            cpu_sources,
+            include_dirs=include,
+            extra_compile_args={"cxx": cxx},
+            extra_link_args=link,
+        )
+    os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;8.9;9.0a")
+    archs = os.environ["TORCH_CUDA_ARCH_LIST"]
+    cuda_sources = sorted(glob.glob("csrc/cuda/*.cu") + glob.glob("csrc/cuda/*.cpp"))
+    defs = ["-DGREENOPS_WITH_CUDA", f'-DGREENOPS_CUDA_ARCHS="{archs}"']
+    return cpp_extension.CUDAExtension(
+        "greenops._C",
+        cpu_sources + cuda_sources,
+        include_dirs=include,
+        extra_compile_args={"cxx": cxx + defs, "nvcc": ["-O3", "-std=c++17", *defs]},
+        extra_link_args=link,
+    )
+
+
+setup(
+    version=_version(),
+    packages=["greenops", "greenops.ops", "greenops.kernels"],
+    package_dir={"greenops.kernels": "kernels"},
+    ext_modules=[_extension()],
+    cmdclass={"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)},
+)
