@@ -75,34 +75,78 @@ def test_int8(benchmark, shape, impl):
     benchmark.pedantic(fn, rounds=_rounds(time.perf_counter() - t0), warmup_rounds=1)
 
 
-def _median_s(fn) -> float:
-    fn()
-    t0 = time.perf_counter()
-    fn()
-    n = _rounds(time.perf_counter() - t0)
-    ts = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
+def _interleaved_medians(cases: dict, budget_s: float) -> dict:
+    """Median seconds per case, timing the cases round-robin so that drift in a shared
+    machine's speed (seen here: +-30% over minutes) hits ours and the baselines alike."""
+    for fn in cases.values():
+        fn()  # warm-up
+    times: dict = {name: [] for name in cases}
+    start = time.perf_counter()
+    while min(len(t) for t in times.values()) < 3 or (
+        time.perf_counter() - start < budget_s and min(len(t) for t in times.values()) < 50
+    ):
+        for name, fn in cases.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def ceilings() -> dict:
+    """This machine's measured ceilings: copy bandwidth (DRAM-sized and cache-sized, read +
+    write bytes), cache-sized read bandwidth (a sum), and the best library matmuls at 2048^3."""
+    big, small = torch.empty(2**27), torch.empty(2**22)  # 512 MiB, 16 MiB
+    a8 = torch.randint(-127, 128, (2048, 2048), dtype=torch.int8)
+    af = torch.randn(2048, 2048)
+    ab = af.bfloat16()
+    t = _interleaved_medians(
+        {
+            "copy_dram": lambda: big.clone(),
+            "copy_cache": lambda: small.clone(),
+            "read_cache": lambda: small.sum(),
+            "int_mm": lambda: torch._int_mm(a8, a8),
+            "fp32": lambda: af @ af,
+            "bf16": lambda: ab @ ab,
+        },
+        budget_s=10,
+    )
+    flops = 2 * 2048**3
+    return {
+        "copy_dram_gbps": 2 * big.numel() * 4 / t["copy_dram"] / 1e9,
+        "copy_cache_gbps": 2 * small.numel() * 4 / t["copy_cache"] / 1e9,
+        "read_cache_gbps": small.numel() * 4 / t["read_cache"] / 1e9,
+        "int8_tops": flops / t["int_mm"] / 1e12,
+        "fp32_tflops": flops / t["fp32"] / 1e12,
+        "bf16_tflops": flops / t["bf16"] / 1e12,
+    }
 
 
 def main(argv: list[str]) -> None:
     shapes = QUICK_SHAPES if "--quick" in argv else SHAPES
+    budget = 2.0 if "--quick" in argv else 15.0
+    ceil = ceilings()
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"greenops CPU path {greenops.info()['extension'].get('cpu_isa')}"
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, greenops CPU path "
+        f"{greenops.info()['extension'].get('cpu_isa')}"
     )
+    print(
+        "ceilings: copy {copy_dram_gbps:.1f} GB/s (512 MiB) / {copy_cache_gbps:.1f} GB/s "
+        "(16 MiB), read {read_cache_gbps:.1f} GB/s (16 MiB); int8 _int_mm {int8_tops:.2f} "
+        "TOP/s, fp32 {fp32_tflops:.2f} TFLOP/s, "
+        "bf16 {bf16_tflops:.2f} TFLOP/s at 2048^3".format(**ceil)
+    )
+    print("\n| shape | impl | ms | x fp32 | x int_mm+scale | x bf16 | GOP/s | weight GB/s |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for s in shapes:
-        times = {name: _median_s(fn) for name, fn in make_cases(s).items()}
-        flops = 2 * s.M * s.N * s.K
-        print(f"\n{s}")
-        for name, t in times.items():
+        cases = make_cases(s)
+        t = _interleaved_medians(cases, budget)
+        for name, sec in t.items():
+            wbytes = s.N * s.K * (4 if name == "fp32_matmul" else 2 if "bf16" in name else 1)
             print(
-                f"  {name:<30} {t * 1e3:10.3f} ms  {flops / t / 1e9:8.1f} GFLOP/s  "
-                f"x fp32 {times['fp32_matmul'] / t:6.2f}  x int_mm+scale "
-                f"{times['int_mm+scale'] / t:6.2f}"
+                f"| {s} | {name} | {sec * 1e3:.3f} | {t['fp32_matmul'] / sec:.2f} | "
+                f"{t['int_mm+scale'] / sec:.2f} | {t['bf16_matmul'] / sec:.2f} | "
+                f"{2 * s.M * s.N * s.K / sec / 1e9:.0f} | {wbytes / sec / 1e9:.1f} |",
+                flush=True,
             )
 
 

@@ -15,16 +15,18 @@ namespace {
 
 namespace k8 = cpu::int8;
 
-// Above this many rows the int8 GEMM goes to oneDNN (at::_int_mm, AMX/VNNI tiles) and only
-// the epilogue is ours; at or below it our VNNI dot kernel, which streams the weight once, wins.
-// Measured by bench/bench_int8.py on a 2-core Xeon (AMX): see docs/kernels.md.
-constexpr int64_t kDotMaxRows = 16;
+// Above this many rows the int8 GEMM goes to oneDNN (at::_int_mm, AMX tiles here) and only the
+// epilogue is ours; at or below it our VNNI dot kernel, which streams the weight once, wins.
+// Measured on a 2-core Xeon with AMX (4096x4096 weight): M=1..3 0.37-0.43 ms vs 0.76-0.83 ms
+// for _int_mm + scaling, M=4 0.76 vs 0.86, M=5 0.94 vs 0.87 (docs/kernels.md).
+constexpr int64_t kDotMaxRows = 4;
 // at::_int_mm (torch 2.13 CPU) returns garbage for K = 1 (a [M, 1] operand's strides are
 // ambiguous to oneDNN); tiny K is cheap on our kernel anyway.
 constexpr int64_t kIntMmMinK = 16;
-// W8A16: up to this many rows our fused dequant+FMA kernel; above it a weight tile at a time
-// is dequantized into cache and multiplied by the library GEMM.
-constexpr int64_t kWeightDotMaxRows = 64;
+// Bytes of weight dequantized per library-GEMM call on the large-M W8A16 path: per-call GEMM
+// overhead dominates small tiles (bf16, M=256, 4096x4096: 256-row tiles 8.1 ms, 1024-row tiles
+// 6.4 ms, one full GEMM 5.9 ms), while 8 MiB still sits in a server's L2/L3.
+constexpr int64_t kTileBytes = 8 << 20;
 
 k8::FloatKind float_kind(at::ScalarType t) {
   switch (t) {
@@ -38,20 +40,28 @@ k8::FloatKind float_kind(at::ScalarType t) {
 using QuantizeFn = void (*)(const void*, k8::FloatKind, int64_t, int64_t, int64_t, int8_t*, float*);
 using DotFn = void (*)(const k8::DotArgs&, int64_t, int64_t);
 using WeightDotFn = void (*)(const k8::WeightDotArgs&, int64_t, int64_t);
+using DequantizeFn = void (*)(const int8_t*, const float*, int64_t, int64_t, int64_t, void*,
+                              k8::FloatKind);
 
 struct Kernels {
   QuantizeFn quantize;
   DotFn dot;
   WeightDotFn weight_dot;
+  DequantizeFn dequantize;
 };
 
 Kernels kernels() {
   switch (cpu::active_isa()) {
 #if defined(__x86_64__)
-    case cpu::Isa::Avx512Vnni: return {k8::quantize_rows_avx512, k8::dot_avx512, k8::weight_dot_avx512};
-    case cpu::Isa::Avx2: return {k8::quantize_rows_avx2, k8::dot_avx2, k8::weight_dot_avx2};
+    case cpu::Isa::Avx512Vnni:
+      return {k8::quantize_rows_avx512, k8::dot_avx512, k8::weight_dot_avx512,
+              k8::dequantize_rows_avx512};
+    case cpu::Isa::Avx2:
+      return {k8::quantize_rows_avx2, k8::dot_avx2, k8::weight_dot_avx2, k8::dequantize_rows_avx2};
 #endif
-    default: return {k8::quantize_rows_scalar, k8::dot_scalar, k8::weight_dot_scalar};
+    default:
+      return {k8::quantize_rows_scalar, k8::dot_scalar, k8::weight_dot_scalar,
+              k8::dequantize_rows_scalar};
   }
 }
 
@@ -150,7 +160,7 @@ at::Tensor int8_weight_mm_cpu(const at::Tensor& x, const at::Tensor& w_q, const 
   if (M == 0 || N == 0) return at::empty(out_shape(x, N), x.options());
   const at::Tensor w = w_q.contiguous();
   const at::Tensor ws = w_scale.contiguous();
-  if (M <= kWeightDotMaxRows) {
+  if (M <= k8::kWeightDotMaxRows) {
     // Activations to fp32 once (M is small); the weight is streamed once, dequantized in
     // registers, never written back.
     const at::Tensor xf = x2.to(at::kFloat).contiguous();
@@ -163,21 +173,28 @@ at::Tensor int8_weight_mm_cpu(const at::Tensor& x, const at::Tensor& w_q, const 
     parallel_over_n(N, M * K, [&](int64_t b0, int64_t e0) { weight_dot(args, b0, e0); });
     return out.to(x.scalar_type()).view(out_shape(x, N));
   }
-  // Large M is compute-bound: dequantize ~1 MiB of weight rows at a time into x's dtype (a
+  // Large M is compute-bound: dequantize kTileBytes of weight rows at a time into x's dtype (a
   // cache-resident tile, the same rounding torch's own same-dtype matmul sees) and hand each
-  // tile to the library GEMM. The full float weight never exists.
+  // tile to the library GEMM (AMX for bf16 here). The full float weight never exists.
   const at::Tensor xc = x2.contiguous();
   at::Tensor out = at::empty({M, N}, x.options());
-  const int64_t tile = std::max<int64_t>(16, ((1 << 20) / (K * x.element_size()) + 15) / 16 * 16);
-  for (int64_t n0 = 0; n0 < N; n0 += tile) {
-    const int64_t n1 = std::min(N, n0 + tile);
-    const at::Tensor deq = (w.slice(0, n0, n1).to(at::kFloat) * ws.slice(0, n0, n1).unsqueeze(1))
-                               .to(x.scalar_type());
-    at::Tensor dst = out.slice(1, n0, n1);
-    if (bias.has_value()) {
-      at::addmm_out(dst, bias->slice(0, n0, n1).to(x.scalar_type()), xc, deq.t());
+  const int64_t tile_rows = std::max<int64_t>(16, kTileBytes / (K * x.element_size()));
+  at::Tensor tile = at::empty({std::min(N, tile_rows), K}, x.options());
+  const auto dequantize = kernels().dequantize;
+  const auto kind = float_kind(x.scalar_type());
+  const at::Tensor b = bias.has_value() ? bias->to(x.scalar_type()) : at::Tensor();
+  for (int64_t n0 = 0; n0 < N; n0 += tile_rows) {
+    const int64_t rows = std::min(N - n0, tile_rows);
+    at::Tensor t = tile.narrow(0, 0, rows);
+    const int8_t* wp = w.data_ptr<int8_t>() + n0 * K;
+    const float* sp = ws.data_ptr<float>() + n0;
+    void* tp = t.data_ptr();
+    at::parallel_for(0, rows, 8, [&](int64_t r0, int64_t r1) { dequantize(wp, sp, K, r0, r1, tp, kind); });
+    at::Tensor dst = out.narrow(1, n0, rows);
+    if (b.defined()) {
+      at::addmm_out(dst, b.narrow(0, n0, rows), xc, t.t());
     } else {
-      at::mm_out(dst, xc, deq.t());
+      at::mm_out(dst, xc, t.t());
     }
   }
   return out.view(out_shape(x, N));

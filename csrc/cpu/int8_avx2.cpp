@@ -165,6 +165,12 @@ static void run(const WeightDotArgs& p, int64_t m0, int64_t n0) {
 
 }  // namespace
 
+// Large-M W8A16 is bound by the library GEMM, not by this pass: the portable loop serves.
+void dequantize_rows_avx2(const int8_t* w, const float* scale, int64_t K, int64_t begin,
+                          int64_t end, void* out, FloatKind kind) {
+  dequantize_rows_scalar(w, scale, K, begin, end, out, kind);
+}
+
 void quantize_rows_avx2(const void* x, FloatKind kind, int64_t K, int64_t begin, int64_t end,
                         int8_t* q, float* scale) {
   switch (kind) {
@@ -175,11 +181,11 @@ void quantize_rows_avx2(const void* x, FloatKind kind, int64_t K, int64_t begin,
 }
 
 void dot_avx2(const DotArgs& p, int64_t n_begin, int64_t n_end) {
-  walk<DotTile>(p, n_begin, n_end);
+  walk_n<EachM<DotTile>::Tile>(p, n_begin, n_end);
 }
 
 void weight_dot_avx2(const WeightDotArgs& p, int64_t n_begin, int64_t n_end) {
-  walk<WeightDotTile>(p, n_begin, n_end);
+  walk_n<EachM<WeightDotTile>::Tile>(p, n_begin, n_end);
 }
 
 }  // namespace greenops::cpu::int8

@@ -65,16 +65,21 @@ def impl(request):
         yield "triton", DEVICE
 
 
+# (M, K, N). CPU paths switch at M = 4|5 (int8_mm: own VNNI kernel | oneDNN + own epilogue)
+# and M = 32|33 (int8_weight_mm: fused kernel | tiled dequant + GEMM); K < 16 and odd sizes
+# exercise masked tails.
 SHAPES = [
     (0, 16, 8),
     (1, 7, 13),
     (1, 64, 4),
     (3, 1, 5),
-    (16, 128, 64),
-    (17, 65, 33),
+    (4, 128, 64),
+    (5, 65, 33),
+    (17, 3, 9),
+    (32, 130, 17),
     (33, 65, 129),
     (257, 130, 511),
-]  # (M, K, N): M=16|17 and 64|65 cross CPU path limits
+]
 
 
 def _randn(*shape, dtype=torch.float32, device="cpu"):
