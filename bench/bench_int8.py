@@ -63,7 +63,7 @@ def _rounds(seconds_per_call: float) -> int:
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
-@pytest.mark.parametrize("impl", list(make_cases(Shape(1, 8, 8))) + ["weight_int8pack_mm"])
+@pytest.mark.parametrize("impl", list(make_cases(Shape(1, 8, 8))))
 def test_int8(benchmark, shape, impl):
     cases = make_cases(shape)
     if impl not in cases:
