@@ -37,7 +37,9 @@ def _extension():
     cxx = ["-O3", "-std=c++17", "-fopenmp", f'-DGREENOPS_VERSION="{version}"']
     link = ["-fopenmp"]
     include = [os.path.join(ROOT, "csrc", "include")]
-    if not _want_cuda():
+    cuda_sources = sorted(glob.glob("csrc/cuda/*.cu") + glob.glob("csrc/cuda/*.cpp"))
+    # No CUDA sources yet means nothing to build with nvcc: CUDA tensors are served by Triton.
+    if not cuda_sources or not _want_cuda():
         return cpp_extension.CppExtension(
             "greenops._C",
             cpu_sources,
@@ -47,7 +49,6 @@ def _extension():
         )
     os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;8.9;9.0a")
     archs = os.environ["TORCH_CUDA_ARCH_LIST"]
-    cuda_sources = sorted(glob.glob("csrc/cuda/*.cu") + glob.glob("csrc/cuda/*.cpp"))
     defs = ["-DGREENOPS_WITH_CUDA", f'-DGREENOPS_CUDA_ARCHS="{archs}"']
     return cpp_extension.CUDAExtension(
         "greenops._C",

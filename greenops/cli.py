@@ -19,6 +19,23 @@ def main(argv: list[str] | None = None) -> int:
     p_demo.add_argument(
         "--tokens", type=int, default=16, help="M, rows of the activation (default 16)"
     )
+    p_bench = sub.add_parser("bench", help="time every op family against its baselines")
+    p_bench.add_argument("--ops", default="int8", help="comma-separated families (default int8)")
+    p_bench.add_argument(
+        "--shapes",
+        default=None,
+        choices=["tiny", "small", "llm"],
+        help="shape set (default: small; tiny with --quick)",
+    )
+    p_bench.add_argument(
+        "--device", default=None, choices=["cpu", "cuda"], help="default: cuda when available"
+    )
+    p_bench.add_argument("--quick", action="store_true", help="smoke run: short timings")
+    p_bench.add_argument("--budget", type=float, default=None, help="seconds per shape")
+    p_bench.add_argument("--no-energy", action="store_true", help="skip NVML energy per op")
+    p_bench.add_argument("--json", metavar="FILE", help="write results JSON")
+    p_bench.add_argument("--markdown", metavar="FILE", help="write the tables as Markdown")
+    p_bench.add_argument("--plot", metavar="FILE.png", help="write a speedup plot")
     args = parser.parse_args(argv)
 
     if args.command == "info":
@@ -31,7 +48,37 @@ def main(argv: list[str] | None = None) -> int:
         from .demo import run
 
         return run(size=args.size, tokens=args.tokens)
+    if args.command == "bench":
+        return _bench(args)
     return 2
+
+
+def _bench(args) -> int:
+    import torch
+
+    from . import bench
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    shapes = args.shapes or ("tiny" if args.quick else "small")
+    results = bench.run(
+        [o for o in args.ops.split(",") if o],
+        shapes,
+        device,
+        quick=args.quick,
+        energy=not args.no_energy,
+        budget_s=args.budget,
+        progress=sys.stderr.isatty(),
+    )
+    table = bench.markdown(results)
+    if args.json:
+        bench.dump_json(results, args.json)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(table + "\n")
+    if args.plot:
+        bench.plot(results, args.plot)
+    print(table)
+    return 0
 
 
 if __name__ == "__main__":

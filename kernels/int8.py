@@ -211,5 +211,26 @@ int8_weight_mm_autotuned = triton.autotune(configs=INT8_WEIGHT_MM_CONFIGS, key=_
     int8_weight_mm_kernel
 )
 
-# Under the interpreter (CPU tests) autotuning would run every config; one small tile is used.
-INTERPRETER_CONFIG = {"BLOCK_M": 16, "BLOCK_N": 32, "BLOCK_K": 32, "GROUP_M": 4}
+
+def fixed_config(M: int, interpreting: bool) -> dict:
+    """The config used without autotuning. Under the interpreter (CPU tests) one small tile
+    keeps numpy's work low; on GPU, a decode-sized and a prefill-sized tile."""
+    if interpreting:
+        return {"BLOCK_M": 16, "BLOCK_N": 32, "BLOCK_K": 32, "GROUP_M": 4}
+    if M <= 32:
+        return {
+            "BLOCK_M": 16,
+            "BLOCK_N": 64,
+            "BLOCK_K": 128,
+            "GROUP_M": 8,
+            "num_warps": 4,
+            "num_stages": 4,
+        }
+    return {
+        "BLOCK_M": 128,
+        "BLOCK_N": 128,
+        "BLOCK_K": 64,
+        "GROUP_M": 8,
+        "num_warps": 4,
+        "num_stages": 4,
+    }

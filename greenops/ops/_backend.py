@@ -64,6 +64,21 @@ def triton_interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
+_autotune = True
+
+
+def set_triton_autotune(enabled: bool) -> None:
+    """Autotuning picks the best Triton config per (M bucket, N, K) on GPU (the default). Off,
+    each kernel uses one fixed config per size class (kernels/*.py `fixed_config`): the GPU test
+    suite turns it off so that dozens of shapes compile a handful of kernels, not hundreds."""
+    global _autotune
+    _autotune = bool(enabled)
+
+
+def triton_autotune() -> bool:
+    return _autotune and not triton_interpreting()
+
+
 def register_cuda(op: str, backends: tuple[str, ...], auto: str) -> None:
     CUDA_IMPLS[op] = backends
     CUDA_AUTO[op] = auto

@@ -113,16 +113,16 @@ def _kernels():
 def _launch_gemm(kernel_name, M, N, *args, **flags):
     k = _kernels()
     m_bucket = _next_pow2(max(M, 1))
-    if _backend.triton_interpreting():
-        cfg = k.INTERPRETER_CONFIG
-        grid = (_cdiv(M, cfg["BLOCK_M"]) * _cdiv(N, cfg["BLOCK_N"]),)
-        getattr(k, f"{kernel_name}_kernel")[grid](*args, m_bucket, **flags, **cfg)
-    else:
+    if _backend.triton_autotune():
 
         def grid(meta):
             return (_cdiv(M, meta["BLOCK_M"]) * _cdiv(N, meta["BLOCK_N"]),)
 
         getattr(k, f"{kernel_name}_autotuned")[grid](*args, m_bucket, **flags)
+    else:
+        cfg = k.fixed_config(M, _backend.triton_interpreting())
+        grid = (_cdiv(M, cfg["BLOCK_M"]) * _cdiv(N, cfg["BLOCK_N"]),)
+        getattr(k, f"{kernel_name}_kernel")[grid](*args, m_bucket, **flags, **cfg)
 
 
 def quantize_int8_triton(x: torch.Tensor, dim: int = -1) -> tuple[torch.Tensor, torch.Tensor]:

@@ -48,8 +48,10 @@ def int8_weight_mm_torch(x, w_q, w_scale, bias):
 
 # --- backends --------------------------------------------------------------------------------
 
+# On a GPU machine the Triton cases run on CUDA tensors and carry the `cuda` marker, so that
+# `pytest -m cuda` (bench/gpu_check.sh) runs them; here they run under the interpreter.
 IMPLS = [pytest.param(("cpp", isa), id=f"cpp-{isa}") for isa in cpu_isas()] + [
-    pytest.param(("triton", None), id="triton")
+    pytest.param(("triton", None), id="triton", marks=[pytest.mark.cuda] if HAS_CUDA else [])
 ]
 DEVICE = "cuda" if HAS_CUDA else "cpu"
 

@@ -1,0 +1,53 @@
+"""`greenops bench`: every op family against its baselines, timed side by side in one run,
+with the machine's ceilings measured in the same run. See docs/benchmarks.md."""
+
+from __future__ import annotations
+
+from . import int8
+from .core import SCHEMA, Case, Shape, ceilings, dump_json, environment, markdown, measure, plot
+
+FAMILIES = {"int8": int8.cases}
+
+_LLM = [(4096, 4096), (11008, 4096)]  # Llama-7B q/o and up/gate projections
+SHAPE_SETS = {
+    "tiny": [Shape(M, 96, 160) for M in (1, 8)],
+    "small": [Shape(M, N, K) for N, K in [(1024, 1024)] for M in (1, 16, 64, 256)],
+    "llm": [Shape(M, N, K) for N, K in _LLM for M in (1, 16, 256, 2048)],
+}
+
+
+def run(
+    ops: list[str],
+    shapes: str,
+    device: str,
+    quick: bool = False,
+    energy: bool = True,
+    budget_s: float | None = None,
+    progress: bool = True,
+) -> dict:
+    """Runs the benchmark and returns the results dict (schema SCHEMA)."""
+    unknown = [o for o in ops if o not in FAMILIES]
+    if unknown:
+        raise ValueError(f"unknown op family {unknown}; known: {', '.join(FAMILIES)}")
+    if shapes not in SHAPE_SETS:
+        raise ValueError(f"unknown shape set {shapes!r}; known: {', '.join(SHAPE_SETS)}")
+    budget = budget_s if budget_s is not None else (0.3 if quick else 5.0)
+    ceil = ceilings(device, quick=quick)
+    case_sets = [FAMILIES[o](s, device) for o in ops for s in SHAPE_SETS[shapes]]
+    rows = measure(
+        case_sets, device, budget, ceil, energy=energy and device == "cuda", progress=progress
+    )
+    return {"schema": SCHEMA, "environment": environment(device), "ceilings": ceil, "rows": rows}
+
+
+__all__ = [
+    "FAMILIES",
+    "SCHEMA",
+    "SHAPE_SETS",
+    "Case",
+    "Shape",
+    "dump_json",
+    "markdown",
+    "plot",
+    "run",
+]

@@ -1,0 +1,318 @@
+"""Benchmark machinery shared by `greenops bench`, bench/*.py and bench/gpu_check.sh: cases,
+timers (CPU: round-robin medians; GPU: triton.testing.do_bench medians), the machine's
+measured ceilings, energy per op (GPU, NVML counter, read-only), results as JSON/Markdown/PNG."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import torch
+
+SCHEMA = "greenops-bench/1"
+
+
+@dataclasses.dataclass(frozen=True)
+class Shape:
+    M: int
+    N: int
+    K: int
+
+    def __str__(self) -> str:
+        return f"M{self.M}-N{self.N}-K{self.K}"
+
+
+@dataclasses.dataclass
+class Case:
+    """One timed callable. `peak` names the ceiling its GOP/s is compared with ("int8", "bf16",
+    "fp32"); `bytes` is the memory it must move at least (weights + activations + output);
+    `versus`, for our cases, the baseline that computes the same thing (the plotted ratio)."""
+
+    family: str
+    name: str
+    fn: Callable[[], object]
+    ops: int  # multiply-adds x 2
+    bytes: int
+    peak: str
+    baseline: bool
+    versus: str | None = None
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_cases(cases: list[Case], device: str, budget_s: float) -> dict[str, float]:
+    """Median seconds per case. On CPU the cases run round-robin, so that drift in a shared
+    machine's speed (seen here: +-30% over minutes) hits ours and the baselines alike."""
+    if device == "cuda":
+        from triton.testing import do_bench
+
+        rep_ms = max(25, int(budget_s * 1000 / max(len(cases), 1)))
+        return {c.name: do_bench(c.fn, rep=rep_ms, return_mode="median") / 1e3 for c in cases}
+    for c in cases:
+        c.fn()  # warm-up: first-call allocations, thread pool start
+    times: dict[str, list[float]] = {c.name: [] for c in cases}
+    start = time.perf_counter()
+    while min(len(t) for t in times.values()) < 3 or (
+        time.perf_counter() - start < budget_s and min(len(t) for t in times.values()) < 50
+    ):
+        for c in cases:
+            t0 = time.perf_counter()
+            c.fn()
+            times[c.name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def ceilings(device: str, quick: bool = False) -> dict[str, float]:
+    """The machine's measured ceilings, in the same run: copy bandwidth (read + write bytes of
+    a DRAM-sized copy) and the best library matmul per dtype class."""
+    n = 1024 if quick else (8192 if device == "cuda" else 2048)
+    copy_elems = 2**22 if quick else (2**28 if device == "cuda" else 2**27)  # fp32 elements
+    src = torch.empty(copy_elems, device=device)
+    a8 = torch.randint(-127, 128, (n, n), dtype=torch.int8, device=device)
+    af = torch.randn(n, n, device=device)
+    ab = af.bfloat16()
+    mk = [
+        Case("ceiling", "copy", lambda: src.clone(), 0, 2 * src.numel() * 4, "", True),
+        Case("ceiling", "int8", lambda: torch._int_mm(a8, a8), 2 * n**3, 0, "", True),
+        Case("ceiling", "bf16", lambda: ab @ ab, 2 * n**3, 0, "", True),
+        Case("ceiling", "fp32", lambda: af @ af, 2 * n**3, 0, "", True),
+    ]
+    t = time_cases(mk, device, budget_s=2 if quick else 10)
+    g = {c.name: c for c in mk}
+    return {
+        "copy_gbps": g["copy"].bytes / t["copy"] / 1e9,
+        "int8_gops": g["int8"].ops / t["int8"] / 1e9,
+        "bf16_gops": g["bf16"].ops / t["bf16"] / 1e9,
+        "fp32_gops": g["fp32"].ops / t["fp32"] / 1e9,
+        "matmul_size": n,
+        "copy_bytes": g["copy"].bytes,
+    }
+
+
+def energy_per_call_j(fn: Callable[[], object], device: str, seconds: float = 1.0) -> float | None:
+    """Joules per call from NVML's energy counter (read-only), over about `seconds` of calls.
+    None where there is no counter (CPU, or a GPU/driver without it)."""
+    if device != "cuda":
+        return None
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        handle = pynvml.nvmlDeviceGetHandleByIndex(_nvml_index())
+        read_mj = lambda: pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)  # noqa: E731
+        read_mj()
+    except Exception:  # no NVML, no counter: the figure is absent, not guessed
+        return None
+    fn()
+    sync(device)
+    t0 = time.perf_counter()
+    calls = 0
+    e0 = read_mj()
+    while time.perf_counter() - t0 < seconds:
+        for _ in range(10):
+            fn()
+        calls += 10
+        sync(device)
+    return (read_mj() - e0) / 1e3 / calls
+
+
+def _nvml_index() -> int:
+    """NVML index of the current CUDA device (CUDA_VISIBLE_DEVICES maps by UUID)."""
+    import pynvml
+
+    uuid = str(torch.cuda.get_device_properties(torch.cuda.current_device()).uuid)
+    for i in range(pynvml.nvmlDeviceGetCount()):
+        nvml_uuid = pynvml.nvmlDeviceGetUUID(pynvml.nvmlDeviceGetHandleByIndex(i))
+        if isinstance(nvml_uuid, bytes):
+            nvml_uuid = nvml_uuid.decode()
+        if nvml_uuid.removeprefix("GPU-") == uuid.removeprefix("GPU-"):
+            return i
+    return torch.cuda.current_device()
+
+
+def _git_sha() -> str | None:
+    """HEAD of the checkout greenops runs from, "-dirty" when it has uncommitted changes."""
+    here = os.path.dirname(os.path.abspath(__file__))
+
+    def git(*args: str) -> str:
+        out = subprocess.run(["git", *args], cwd=here, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() if out.returncode == 0 else ""
+
+    try:
+        sha = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (sha + ("-dirty" if dirty else "")) or None
+
+
+def environment(device: str) -> dict:
+    from ..info import info
+
+    i = info()
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "git_sha": _git_sha(),
+        "device": device,
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpu_threads": torch.get_num_threads(),
+            "cpu_isa": i["extension"].get("cpu_isa"),
+            "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
+        },
+        "versions": {
+            "greenops": i["greenops"],
+            "torch": i["torch"],
+            "triton": i["triton"],
+            "python": i["python"],
+        },
+    }
+
+
+def measure(
+    case_sets: list[list[Case]],
+    device: str,
+    budget_s: float,
+    ceil: dict,
+    energy: bool,
+    progress: bool = True,
+) -> list[dict]:
+    """Times every set (one shape of one family, ours and baselines together) and returns
+    result rows with ratios to each baseline of the same set."""
+    rows = []
+    for i, cases in enumerate(case_sets):
+        label = f"{cases[0].family} {cases[0].name.split(':')[0]}"
+        if progress:
+            print(f"\r[{i + 1}/{len(case_sets)}] {label:<48}", end="", file=sys.stderr, flush=True)
+        t = time_cases(cases, device, budget_s)
+        for c in cases:
+            sec = t[c.name]
+            gops = c.ops / sec / 1e9
+            gbps = c.bytes / sec / 1e9
+            row = {
+                "family": c.family,
+                "shape": c.name.split(":")[0],
+                "impl": c.name.split(":")[1],
+                "baseline": c.baseline,
+                "ms": sec * 1e3,
+                "gops": gops,
+                "gbps": gbps,
+                "frac_peak": gops / ceil[f"{c.peak}_gops"] if c.peak else None,
+                "frac_bw": gbps / ceil["copy_gbps"],
+                "speedup": {b.name.split(":")[1]: t[b.name] / sec for b in cases if b.baseline},
+                "versus": c.versus,
+                "energy_j": energy_per_call_j(c.fn, device) if energy else None,
+            }
+            rows.append(row)
+    if progress:
+        print("\r" + " " * 60 + "\r", end="", file=sys.stderr, flush=True)
+    return rows
+
+
+def markdown(results: dict) -> str:
+    env, ceil = results["environment"], results["ceilings"]
+    m = env["machine"]
+    out = [
+        f"greenops bench on {m['gpu'] or m['processor']} ({env['device']}, "
+        f"{m['cpu_threads']} CPU threads, CPU path {m['cpu_isa']}), torch "
+        f"{env['versions']['torch']}, triton {env['versions']['triton']}, {env['date']}, "
+        f"git {env['git_sha']}",
+        f"ceilings (same run): copy {ceil['copy_gbps']:.1f} GB/s ({ceil['copy_bytes'] >> 20} MiB "
+        f"read+written, the % BW reference); matmul "
+        f"{ceil['matmul_size']}^3: int8 {ceil['int8_gops']:.0f} GOP/s, bf16 "
+        f"{ceil['bf16_gops']:.0f} GFLOP/s, fp32 {ceil['fp32_gops']:.0f} GFLOP/s",
+    ]
+    if env["device"] == "cpu":
+        out.append(
+            "CPU inputs are reused across calls and stay in a large L3: % BW above 100 "
+            "means data served from cache faster than DRAM copies (on GPU, do_bench "
+            "flushes L2 before every run)."
+        )
+    for family in dict.fromkeys(r["family"] for r in results["rows"]):
+        rows = [r for r in results["rows"] if r["family"] == family]
+        bases = list(dict.fromkeys(b for r in rows for b in r["speedup"]))
+        energy = any(r["energy_j"] is not None for r in rows)
+        out += [
+            "",
+            f"### {family}",
+            "",
+            "| shape | impl | ms | "
+            + " | ".join(f"x {b}" for b in bases)
+            + " | GOP/s | % peak | GB/s | % BW |"
+            + (" mJ/call |" if energy else ""),
+            "|---|---|---:|" + "---:|" * (len(bases) + 4) + ("---:|" if energy else ""),
+        ]
+        for r in rows:
+            ratios = " | ".join(
+                f"{r['speedup'][b]:.2f}" if b in r["speedup"] else "" for b in bases
+            )
+            peak = f"{100 * r['frac_peak']:.0f}" if r["frac_peak"] is not None else ""
+            e = (
+                f" {1e3 * r['energy_j']:.3f} |"
+                if energy and r["energy_j"] is not None
+                else (" |" if energy else "")
+            )
+            out.append(
+                f"| {r['shape']} | {'' if r['baseline'] else '**'}{r['impl']}"
+                f"{'' if r['baseline'] else '**'} | {r['ms']:.3f} | {ratios} | "
+                f"{r['gops']:.0f} | {peak} | {r['gbps']:.1f} | "
+                f"{100 * r['frac_bw']:.0f} |{e}"
+            )
+    return "\n".join(out)
+
+
+def plot(results: dict, path: str) -> None:
+    """Speedup of each greenops impl against the baseline that computes the same thing, per
+    shape, one panel per family."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    families = list(dict.fromkeys(r["family"] for r in results["rows"]))
+    fig, axes = plt.subplots(len(families), 1, figsize=(11, 4 * len(families)), squeeze=False)
+    for ax, family in zip(axes[:, 0], families, strict=True):
+        rows = [r for r in results["rows"] if r["family"] == family and not r["baseline"]]
+        shapes = list(dict.fromkeys(r["shape"] for r in rows))
+        series = list(dict.fromkeys((r["impl"], r["versus"]) for r in rows if r["versus"]))
+        width = 0.8 / max(len(series), 1)
+        for j, (impl, base) in enumerate(series):
+            ys = [
+                next(
+                    (
+                        r["speedup"].get(base, 0)
+                        for r in rows
+                        if r["shape"] == s and r["impl"] == impl
+                    ),
+                    0,
+                )
+                for s in shapes
+            ]
+            ax.bar(
+                [i + j * width for i in range(len(shapes))], ys, width, label=f"{impl} vs {base}"
+            )
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(shapes))], shapes, fontsize=8)
+        ax.set_ylabel("speedup (x)")
+        ax.set_title(f"{family} on {results['environment']['device']}")
+        ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def dump_json(results: dict, path: str) -> None:
+    with open(path, "w") as f:
+        json.dump(results, f, indent=1)

@@ -1,0 +1,77 @@
+"""`greenops bench --quick` end to end on tiny shapes (the JSON's schema, not its timings), and
+the GPU check's --dry mode."""
+
+import json
+import os
+import subprocess
+import sys
+
+from greenops import bench, cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_bench_quick_writes_table_json_markdown_and_plot(tmp_path, capsys):
+    paths = {k: str(tmp_path / f"r.{k}") for k in ("json", "md", "png")}
+    rc = cli.main(
+        [
+            "bench",
+            "--quick",
+            "--device",
+            "cpu",
+            "--json",
+            paths["json"],
+            "--markdown",
+            paths["md"],
+            "--plot",
+            paths["png"],
+        ]
+    )
+    assert rc == 0
+    table = capsys.readouterr().out
+    assert "### int8" in table and "greenops.int8_mm" in table
+
+    with open(paths["json"]) as f:
+        r = json.load(f)
+    assert r["schema"] == bench.SCHEMA
+    env = r["environment"]
+    assert {"date", "git_sha", "device", "machine", "versions"} <= set(env)
+    assert env["device"] == "cpu" and env["versions"]["torch"]
+    assert {"copy_gbps", "int8_gops", "bf16_gops", "fp32_gops"} <= set(r["ceilings"])
+    assert all(v > 0 for k, v in r["ceilings"].items() if k.endswith(("gbps", "gops")))
+    shapes = {str(s) for s in bench.SHAPE_SETS["tiny"]}
+    assert {row["shape"] for row in r["rows"]} == shapes
+    for row in r["rows"]:
+        assert row["family"] == "int8" and row["ms"] > 0 and row["gbps"] > 0
+        assert set(row["speedup"]) >= {"int_mm+scale", "bf16_matmul", "fp32_matmul"}
+        assert row["baseline"] == (row["versus"] is None)
+        assert row["versus"] is None or row["versus"] in row["speedup"]
+        assert row["energy_j"] is None  # no energy counter on CPU: absent, not guessed
+    ours = {row["impl"] for row in r["rows"] if not row["baseline"]}
+    assert {"greenops.int8_mm", "greenops.int8_weight_mm"} <= ours
+
+    with open(paths["md"]) as f:
+        assert f.read().strip() == table.strip()
+    with open(paths["png"], "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_rejects_unknown_family():
+    import pytest
+
+    with pytest.raises(ValueError, match="unknown op family"):
+        bench.run(["int3"], "tiny", "cpu")
+
+
+def test_gpu_check_dry_run_prints_the_plan(tmp_path):
+    out = subprocess.run(
+        ["bash", os.path.join(ROOT, "bench", "gpu_check.sh"), str(tmp_path), "--dry"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHON": sys.executable},
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "plan:" in out.stdout and "pytest -m cuda" in out.stdout
+    assert "greenops bench --device cuda" in out.stdout
+    assert list(tmp_path.iterdir()) == []  # --dry builds and writes nothing
