@@ -61,7 +61,8 @@ def _extension():
 
 setup(
     version=_version(),
-    packages=["greenops", "greenops.ops", "greenops.kernels"],
+    packages=["greenops", "greenops.ops", "greenops.kernels", "greenops.bench", "greenops.power"],
+    package_data={"greenops.power": ["profiles/*.csv", "profiles/*.md"]},
     package_dir={"greenops.kernels": "kernels"},
     ext_modules=[_extension()],
     cmdclass={"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)},

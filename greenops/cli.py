@@ -9,7 +9,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="greenops", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command_name", required=True)
     p_info = sub.add_parser("info", help="versions, what was built, which backend serves each op")
     p_info.add_argument("--json", action="store_true", help="print JSON instead of text")
     p_demo = sub.add_parser(
@@ -36,19 +36,24 @@ def main(argv: list[str] | None = None) -> int:
     p_bench.add_argument("--json", metavar="FILE", help="write results JSON")
     p_bench.add_argument("--markdown", metavar="FILE", help="write the tables as Markdown")
     p_bench.add_argument("--plot", metavar="FILE.png", help="write a speedup plot")
+    from .power import cli as power_cli
+
+    power_cli.add_parsers(sub)
     args = parser.parse_args(argv)
 
-    if args.command == "info":
+    if args.command_name in ("power", "run"):
+        return power_cli.main(args)
+    if args.command_name == "info":
         from .info import format_info, info
 
         d = info()
         print(json.dumps(d, indent=2) if args.json else format_info(d))
         return 0
-    if args.command == "demo":
+    if args.command_name == "demo":
         from .demo import run
 
         return run(size=args.size, tokens=args.tokens)
-    if args.command == "bench":
+    if args.command_name == "bench":
         return _bench(args)
     return 2
 
