@@ -10,6 +10,7 @@ from .device import Constraints, Device, dry_run
 from .errors import DeviceNotFound, GpuLost, InvalidLimit, NoPermission, NotSupported, PowerError
 from .governor import Governor
 from .meter import EnergyMeter, Measurement
+from .profiling import ProfileResult, ProfileRow, default_limits, profile
 from .registry import device_from_spec, devices
 from .simulated import PowerProfile, SimulatedDevice, bundled_profiles, load_profile
 
@@ -26,13 +27,17 @@ __all__ = [
     "NotSupported",
     "PowerError",
     "PowerProfile",
+    "ProfileResult",
+    "ProfileRow",
     "SimulatedDevice",
     "active_limits",
     "bundled_profiles",
     "cap",
+    "default_limits",
     "device_from_spec",
     "devices",
     "dry_run",
     "load_profile",
+    "profile",
     "restore_stale",
 ]

@@ -20,6 +20,23 @@ def add_parsers(sub) -> None:
     c.add_argument("--devices", help="comma-separated device indices (default: all visible)")
     c.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     psub.add_parser("restore", help="put back limits left by processes that were killed")
+    pr = psub.add_parser(
+        "profile",
+        help="sweep power limits over a built-in workload and "
+        "choose one (simulated devices: the profiled job; GPUs: bf16 matmuls)",
+    )
+    pr.add_argument("--limits", help="comma-separated watts (default: max to min, 25 W steps)")
+    pr.add_argument("--steps", type=int, default=10, help="measured steps per limit")
+    pr.add_argument("--warmup", type=int, default=2, help="warm-up steps per limit")
+    pr.add_argument(
+        "--slowdown",
+        type=float,
+        default=0.10,
+        help="choose the least energy within this slowdown (default 0.10)",
+    )
+    pr.add_argument("--eta", type=float, default=0.5, help="eta of the Zeus cost shown")
+    pr.add_argument("--json", metavar="FILE")
+    pr.add_argument("--plot", metavar="FILE.png")
 
     r = sub.add_parser("run", help="run COMMAND (optionally under a cap), print its energy")
     r.add_argument("--cap", type=float, help="watts, or a fraction (<= 1) of the default limit")
@@ -81,6 +98,9 @@ def main(args) -> int:
             print("nothing to restore")
         return 0
 
+    if args.command_name == "power" and args.power_command == "profile":
+        return _profile(args)
+
     cmd = _command(args)
     devs = devices(_indices(args.devices))
     limit = args.watts if args.command_name == "power" else args.cap
@@ -109,6 +129,56 @@ def main(args) -> int:
             file=sys.stderr,
         )
     return rc
+
+
+def _workload(devs):
+    """One step of a built-in job: the profiled work on simulated devices, else bf16 matmuls."""
+    from .simulated import SimulatedDevice
+
+    if all(isinstance(d, SimulatedDevice) for d in devs):
+        return lambda: [d.run_step() for d in devs]
+    import torch
+
+    a = [torch.randn(4096, 4096, device=f"cuda:{d.index}", dtype=torch.bfloat16) for d in devs]
+
+    def step():
+        for x in a:
+            for _ in range(20):
+                x @ x
+        torch.cuda.synchronize()
+
+    return step
+
+
+def _profile(args) -> int:
+    from . import devices, profile
+
+    devs = devices()
+    limits = [float(w) for w in args.limits.split(",")] if args.limits else None
+    r = profile(
+        _workload(devs), limits, args.warmup, args.steps, devs, progress=sys.stderr.isatty()
+    )
+    full = r.min_time()
+    print(r.table())
+    for name, row in [
+        ("least energy", r.min_energy()),
+        (f"least energy within {args.slowdown:.0%} slowdown", r.within_slowdown(args.slowdown)),
+        (f"Zeus cost, eta={args.eta:g}", r.zeus_cost(args.eta)),
+    ]:
+        print(
+            f"{name}: {row.limit_w:g} W: {row.energy_per_step_j:.2f} J/step "
+            f"({row.energy_per_step_j / full.energy_per_step_j - 1:+.1%} energy), "
+            f"{row.time_per_step_s / full.time_per_step_s - 1:+.1%} time vs the fastest limit"
+        )
+    if r.simulated:
+        print("(SIMULATED: figures come from a device model fitted to a measured sweep)")
+    if r.dry_run:
+        print("(DRY RUN: no limit was changed; every row ran at the current limit)")
+    if args.json:
+        r.save(args.json)
+    if args.plot:
+        r.plot(args.plot)
+    return 0
 
 
 class _nothing:
