@@ -5,6 +5,7 @@ power-limit sweeps. GREENOPS_POWER_DRY_RUN=1 logs and skips every limit write. S
 docs/power.md.
 """
 
+from . import distributed
 from .caps import active_limits, cap, restore_stale
 from .device import Constraints, Device, dry_run
 from .errors import DeviceNotFound, GpuLost, InvalidLimit, NoPermission, NotSupported, PowerError
