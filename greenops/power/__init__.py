@@ -37,6 +37,7 @@ __all__ = [
     "default_limits",
     "device_from_spec",
     "devices",
+    "distributed",
     "dry_run",
     "load_profile",
     "profile",
