@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import torch
@@ -24,6 +25,46 @@ def _median_ms(fn, min_runs: int = 5, budget_s: float = 1.0) -> float:
 def _sqnr_db(ref: torch.Tensor, approx: torch.Tensor) -> float:
     ref = ref.double()
     return (20 * torch.log10(ref.norm() / (ref - approx.double()).norm())).item()
+
+
+def _power(steps: int = 100) -> None:
+    """Energy: measured on a real GPU (read-only) where NVML sees one; otherwise the simulated
+    V100 (a model fitted to a measured ResNet-50 power-limit sweep): profile the limits, pick
+    the least energy within 10% slowdown, run the same work uncapped and capped."""
+    import tempfile
+
+    from . import power
+    from .power import nvml
+
+    if nvml.available() and not os.environ.get("GREENOPS_SIMULATE"):
+        devs = power.devices()
+        x = torch.randn(4096, 4096, device="cuda", dtype=torch.bfloat16)
+        meter = power.EnergyMeter(devs)
+        with meter.window("bf16 matmul x200") as m:
+            for _ in range(200):
+                x @ x
+        print(f"\npower: {m}  (measured by NVML on {devs[0].name}; limits left unchanged)")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        dev = power.SimulatedDevice("v100-resnet50", state_path=os.path.join(tmp, "sim.json"))
+        print(f"\npower: no GPU here, so on {dev.name}: every figure below is SIMULATED")
+        r = power.profile(dev.run_step, devices=[dev], steps_per_limit=5, progress=False)
+        print("\n".join("  " + line for line in r.table().splitlines()))
+        choice = r.within_slowdown(0.10)
+        meter = power.EnergyMeter([dev])
+        with meter.window("uncapped") as full:
+            dev.run_step(steps)
+        with power.cap(choice.limit_w, [dev], mode="hardware"):
+            with meter.window("capped") as capped:
+                dev.run_step(steps)
+        print(
+            f"  {steps} training steps uncapped: {full.energy_j / 1e3:.2f} kJ in "
+            f"{full.time_s:.1f} s; at {choice.limit_w:g} W (least energy within 10% slowdown): "
+            f"{capped.energy_j / 1e3:.2f} kJ in {capped.time_s:.1f} s -> "
+            f"{1 - capped.energy_j / full.energy_j:.1%} less energy, "
+            f"{capped.time_s / full.time_s - 1:.1%} more time (SIMULATED)"
+        )
+        print(f"  at 400 gCO2/kWh that is {full.gco2(400):.2f} g vs {capped.gco2(400):.2f} g CO2")
 
 
 def run(size: int = 4096, tokens: int = 16) -> int:
@@ -59,4 +100,5 @@ def run(size: int = 4096, tokens: int = 16) -> int:
         base = base or ms
         sqnr = _sqnr_db(ref, fn())
         print(f"  {name:<42} {ms:8.3f} ms   {base / ms:5.2f}x vs fp32   SQNR {sqnr:5.1f} dB")
+    _power()
     return 0

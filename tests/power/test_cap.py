@@ -159,3 +159,25 @@ def test_sigkill_is_repaired_by_the_next_start(tmp_path, monkeypatch):
         assert power.devices()[0].limit_w() == 200
         assert [e["previous_limit_w"] for e in journal.entries()] == [250]
     assert power.devices()[0].limit_w() == 250 and journal.entries() == []
+
+
+def test_interpreter_exit_restores_and_journal_is_private(tmp_path):
+    script = tmp_path / "exit.py"
+    script.write_text(
+        textwrap.dedent("""
+        import os, stat, sys
+        import greenops.power as p
+        from greenops.power import journal
+        p.cap(175).__enter__()  # never exited: atexit must restore
+        mode = stat.S_IMODE(os.stat(journal.journal_path()).st_mode)
+        print(p.devices()[0].limit_w(), oct(mode), flush=True)
+        sys.exit(0)
+    """)
+    )
+    env = {**os.environ, "GREENOPS_SIMULATE": "v100-resnet50"}
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["175.0", "0o600"]
+    assert _device().limit_w() == 250 and journal.entries() == []
