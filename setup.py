@@ -61,7 +61,14 @@ def _extension():
 
 setup(
     version=_version(),
-    packages=["greenops", "greenops.ops", "greenops.kernels", "greenops.bench", "greenops.power"],
+    packages=[
+        "greenops",
+        "greenops.ops",
+        "greenops.kernels",
+        "greenops.bench",
+        "greenops.power",
+        "greenops.carbon",
+    ],
     package_data={"greenops.power": ["profiles/*.csv", "profiles/*.md"]},
     package_dir={"greenops.kernels": "kernels"},
     ext_modules=[_extension()],
