@@ -1,4 +1,6 @@
-"""Shared test setup: the Triton interpreter on machines without a GPU, markers, tolerances."""
+"""Shared test setup: the Triton interpreter on machines without a GPU, the cuda marker.
+Numerical helpers (tolerances, references) live in numerics.py: a conftest module cannot be
+imported by name, since every test folder may have its own."""
 
 import os
 import shutil
@@ -11,56 +13,12 @@ if "TRITON_INTERPRET" not in os.environ and not (
     os.environ["TRITON_INTERPRET"] = "1"
 
 import pytest  # noqa: E402
-import torch  # noqa: E402
+from numerics import HAS_CUDA  # noqa: E402
 
 import greenops  # noqa: E402
 
-HAS_CUDA = torch.cuda.is_available()
-
 # One fixed Triton config per size class instead of autotuning every test shape on GPU.
 greenops.ops._backend.set_triton_autotune(False)
-
-# Relative error bounds (max |out - ref| / max |ref|) against a float64 reference of the same
-# math. Low-precision outputs are judged by flash-attention's rule instead: at most 2x the
-# error of torch's own same-dtype computation (see assert_close_to_ref).
-RTOL = {torch.float32: 1e-5}
-
-
-def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
-    ref = ref.double()
-    denom = ref.abs().max().clamp_min(1e-30)
-    return ((out.double() - ref).abs().max() / denom).item()
-
-
-def assert_close_to_ref(
-    out: torch.Tensor, ref: torch.Tensor, torch_same_dtype: torch.Tensor | None = None
-):
-    """fp32: rel_err <= RTOL; fp16/bf16: rel_err <= 2 * torch's own rel_err (+ one ulp of slack
-    where torch's own error is ~0)."""
-    assert out.shape == ref.shape, (out.shape, ref.shape)
-    if out.numel() == 0:
-        return
-    err = rel_err(out, ref)
-    if out.dtype in RTOL:
-        assert err <= RTOL[out.dtype], f"rel err {err:.3g} > {RTOL[out.dtype]:.1g}"
-    else:
-        assert torch_same_dtype is not None and torch_same_dtype.dtype == out.dtype
-        bound = 2 * rel_err(torch_same_dtype, ref) + torch.finfo(out.dtype).eps
-        assert err <= bound, f"rel err {err:.3g} > 2x torch's own ({bound:.3g})"
-
-
-def sqnr_db(signal: torch.Tensor, approx: torch.Tensor) -> float:
-    s = signal.double()
-    noise = (s - approx.double()).norm()
-    return (20 * torch.log10(s.norm() / noise.clamp_min(1e-30))).item()
-
-
-def cpu_isas() -> list[str]:
-    order = ["scalar", "avx2", "avx512_vnni"]
-    if not greenops._ext.available():
-        return []
-    best = greenops._ext.load().cpu_isa_detected()
-    return order[: order.index(best) + 1]
 
 
 def pytest_collection_modifyitems(config, items):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from .. import _ext
 from . import _backend
 from ._checks import FLOAT_DTYPES, check, check_dtype, check_same_device, check_shape
 
@@ -236,8 +237,6 @@ def register() -> None:
 
 
 def _call(op: str, device: torch.device, backend: str | None, *args):
-    from .. import _ext
-
     _ext.load()  # a clear ExtensionError (with the rebuild command) if _C is missing or stale
     chosen = _backend.resolve(op, device, backend)
     if chosen == _backend.default_backend(op, device):

@@ -4,7 +4,7 @@ natively on a GPU)."""
 
 import pytest
 import torch
-from conftest import HAS_CUDA, assert_close_to_ref, cpu_isas, sqnr_db
+from numerics import HAS_CUDA, assert_close_to_ref, cpu_isas, sqnr_db
 
 import greenops
 
