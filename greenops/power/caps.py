@@ -126,9 +126,9 @@ class cap(contextlib.ContextDecorator):
                 self._apply_hardware(devs)
                 self.applied_mode = "hardware"
                 return self
-            except NoPermission as e:
-                _restore_through(self)
-                if self.mode == "hardware":
+            except BaseException as e:
+                _restore_through(self)  # devices changed before the failure go back
+                if self.mode == "hardware" or not isinstance(e, NoPermission):
                     raise
                 warnings.warn(
                     f"greenops.power.cap: {e}; falling back to the software governor",

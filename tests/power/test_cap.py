@@ -181,3 +181,21 @@ def test_interpreter_exit_restores_and_journal_is_private(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["175.0", "0o600"]
     assert _device().limit_w() == 250 and journal.entries() == []
+
+
+def test_a_failure_on_one_device_puts_the_others_back(fake_nvml):
+    devs = nvml.visible_devices()
+    original = devs[1].limit_w()
+    orig_set = fake_nvml.nvmlDeviceSetPowerManagementLimit
+
+    def set_then_fail(h, mw):
+        if h == 1:
+            raise fake_nvml.NVMLError(fake_nvml.NVML_ERROR_GPU_IS_LOST)
+        orig_set(h, mw)
+
+    fake_nvml.nvmlDeviceSetPowerManagementLimit = set_then_fail
+    with pytest.raises(power.GpuLost):
+        with power.cap(400, devs):
+            pass
+    assert devs[0].limit_w() == 700 and devs[1].limit_w() == original
+    assert journal.entries() == []
