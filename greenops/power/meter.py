@@ -9,6 +9,11 @@ Queued CUDA work is synchronized before every reading. Energy comes from the dev
 counter; a device without one (pre-Volta) is sampled in a background thread every
 `sample_period_s` and its power integrated (trapezoids). `overhead_s` is the time the meter
 itself spent in begin/end.
+
+Emissions: given a carbon-intensity source (`carbon=`, anything with `current()` in g/kWh),
+every window also carries `gco2_eq`: the energy of each interval between readings times the
+intensity read at that interval's start (begin, each `tick()`, end). Call `tick()` as often
+as the intensity may change (the carbon-aware controller does, every period).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ class Measurement:
     time_s: float = 0.0
     energy_by_device_j: dict[str, float] = dataclasses.field(default_factory=dict)
     simulated: bool = False
+    gco2_eq: float | None = None  # with a carbon source: sum of interval energy x intensity
 
     @property
     def energy_j(self) -> float:
@@ -44,9 +50,10 @@ class Measurement:
 
     def __str__(self) -> str:
         sim = " (SIMULATED)" if self.simulated else ""
+        co2 = f", {self.gco2_eq:.3f} gCO2eq" if self.gco2_eq is not None else ""
         return (
             f"{self.name}: {self.energy_j:.1f} J in {self.time_s:.3f} s, "
-            f"{self.avg_power_w:.1f} W average{sim}"
+            f"{self.avg_power_w:.1f} W average{co2}{sim}"
         )
 
 
@@ -84,12 +91,24 @@ class _Sampler:
         self._thread.join()
 
 
+@dataclasses.dataclass
+class _Window:
+    start_t: float
+    start_e: dict[str, float]
+    last_e_j: float  # total energy at the last reading
+    last_intensity: float | None
+    gco2_eq: float = 0.0
+
+
 class EnergyMeter:
-    def __init__(self, devices: list[Device] | None = None, sample_period_s: float = 0.1) -> None:
+    def __init__(
+        self, devices: list[Device] | None = None, sample_period_s: float = 0.1, carbon=None
+    ) -> None:
         self.devices = devices if devices is not None else visible_devices()
         self.sample_period_s = sample_period_s
+        self.carbon = carbon
         self.overhead_s = 0.0
-        self._open: dict[str, tuple[float, dict[str, float]]] = {}
+        self._open: dict[str, _Window] = {}
         self._counterless = [d for d in self.devices if d.energy_j() is None]
         self._sampler: _Sampler | None = None
 
@@ -104,24 +123,46 @@ class EnergyMeter:
             e[d.uuid] = v if v is not None else self._sampler.read(d.uuid)
         return self.devices[0].now_s(), e
 
+    def _intensity(self) -> float | None:
+        return self.carbon.current() if self.carbon is not None else None
+
+    @staticmethod
+    def _accrue(w: _Window, total_j: float) -> None:
+        if w.last_intensity is not None:
+            w.gco2_eq += (total_j - w.last_e_j) / 3.6e6 * w.last_intensity
+        w.last_e_j = total_j
+
+    def tick(self) -> None:
+        """Closes an emissions interval in every open window and reads the intensity anew."""
+        if self.carbon is None or not self._open:
+            return
+        _, e = self._read()
+        intensity = self._intensity()
+        for w in self._open.values():
+            self._accrue(w, sum(e.values()))
+            w.last_intensity = intensity
+
     def begin(self, name: str) -> None:
         t0 = time.perf_counter()
         if name in self._open:
             raise ValueError(f"window {name!r} is already open")
-        self._open[name] = self._read()
+        t, e = self._read()
+        self._open[name] = _Window(t, e, sum(e.values()), self._intensity())
         self.overhead_s += time.perf_counter() - t0
 
     def end(self, name: str) -> Measurement:
         t0 = time.perf_counter()
         if name not in self._open:
             raise ValueError(f"window {name!r} was not begun")
-        start_t, start_e = self._open.pop(name)
+        w = self._open.pop(name)
         t, e = self._read()
+        self._accrue(w, sum(e.values()))
         m = Measurement(
             name,
-            t - start_t,
-            {u: e[u] - start_e[u] for u in e},
+            t - w.start_t,
+            {u: e[u] - w.start_e[u] for u in e},
             simulated=any(d.simulated for d in self.devices),
+            gco2_eq=w.gco2_eq if self.carbon is not None else None,
         )
         if not self._open and self._sampler is not None:
             self._sampler.stop()
@@ -138,8 +179,9 @@ class EnergyMeter:
             yield m
         finally:
             done = self.end(name)
-            m.time_s, m.energy_by_device_j, m.simulated = (
+            m.time_s, m.energy_by_device_j, m.simulated, m.gco2_eq = (
                 done.time_s,
                 done.energy_by_device_j,
                 done.simulated,
+                done.gco2_eq,
             )

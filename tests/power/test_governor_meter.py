@@ -67,3 +67,42 @@ def test_meter_overhead_is_under_1_percent_of_a_10ms_step(fake_nvml, sim):
             meter.end("s")
         per_window_s = meter.overhead_s / n
         assert per_window_s < 0.01 * 0.010, (devs[0].name, per_window_s)
+
+
+class _Intensity:
+    """A carbon source whose intensity the test sets."""
+
+    def __init__(self, g_per_kwh):
+        self.value = g_per_kwh
+
+    def current(self):
+        return self.value
+
+
+def test_windows_carry_emissions_per_interval(sim):
+    src = _Intensity(100.0)
+    meter = power.EnergyMeter([sim], carbon=src)
+    with meter.window("job") as m:
+        e0 = sim.energy_j()
+        sim.run_step(10)
+        e1 = sim.energy_j()
+        src.value = 300.0  # the grid got dirtier: the next interval counts at 300
+        meter.tick()
+        sim.run_step(5)
+        e2 = sim.energy_j()
+    expected = (e1 - e0) / 3.6e6 * 100.0 + (e2 - e1) / 3.6e6 * 300.0
+    assert m.gco2_eq == pytest.approx(expected)
+    assert "gCO2eq" in str(m)
+    plain = power.EnergyMeter([sim])
+    with plain.window("x") as m2:
+        sim.run_step()
+    assert m2.gco2_eq is None
+
+
+def test_emissions_with_a_real_source_class(sim):
+    from greenops import carbon
+
+    meter = power.EnergyMeter([sim], carbon=carbon.Constant(250.0))
+    with meter.window("w") as m:
+        sim.run_step(20)
+    assert m.gco2_eq == pytest.approx(m.gco2(250.0))
