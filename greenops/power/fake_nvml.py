@@ -36,6 +36,7 @@ class FakeGpu:
     has_energy_counter: bool = True
     mig: bool = False
     lost: bool = False
+    fail_writes_with: int | None = None  # an NVML error code every limit write raises
 
     def __post_init__(self) -> None:
         self.default_mw = self.default_mw or self.max_mw
@@ -112,6 +113,8 @@ class FakeNvml:
         g = self._gpu(h)
         if not isinstance(limit_mw, int):
             raise TypeError("NVML takes an integer limit in mW")
+        if g.fail_writes_with is not None:
+            raise NVMLError(g.fail_writes_with)
         if not self.root:
             raise NVMLError(NVML_ERROR_NO_PERMISSION)
         if not g.min_mw <= limit_mw <= g.max_mw:

@@ -184,18 +184,14 @@ def test_interpreter_exit_restores_and_journal_is_private(tmp_path):
 
 
 def test_a_failure_on_one_device_puts_the_others_back(fake_nvml):
+    from greenops.power.fake_nvml import NVML_ERROR_GPU_IS_LOST
+
     devs = nvml.visible_devices()
     original = devs[1].limit_w()
-    orig_set = fake_nvml.nvmlDeviceSetPowerManagementLimit
-
-    def set_then_fail(h, mw):
-        if h == 1:
-            raise fake_nvml.NVMLError(fake_nvml.NVML_ERROR_GPU_IS_LOST)
-        orig_set(h, mw)
-
-    fake_nvml.nvmlDeviceSetPowerManagementLimit = set_then_fail
+    fake_nvml.gpus[1].fail_writes_with = NVML_ERROR_GPU_IS_LOST
     with pytest.raises(power.GpuLost):
         with power.cap(400, devs):
             pass
     assert devs[0].limit_w() == 700 and devs[1].limit_w() == original
+    assert [w for _, w in fake_nvml.writes] == [400_000, 700_000]
     assert journal.entries() == []
