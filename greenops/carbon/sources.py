@@ -260,7 +260,36 @@ def _token(value: str | None, *env: str) -> str | None:
     return value or next((os.environ[e] for e in env if os.environ.get(e)), None)
 
 
-class ElectricityMaps(Source):
+class HttpSource(Source):
+    """A source behind an HTTP API. Keyword options shared by every such source: `base_url`
+    (default: the API's own), `default_g_per_kwh` (the fallback), `timeout_s`, `retries`,
+    `backoff_s`."""
+
+    BASE_URL = ""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        default_g_per_kwh: float | None = None,
+        timeout_s: float = 10.0,
+        retries: int = 3,
+        backoff_s: float = 0.5,
+    ) -> None:
+        super().__init__(default_g_per_kwh)
+        self.base_url = (base_url or self.BASE_URL).rstrip("/")
+        self._http = {"timeout_s": timeout_s, "retries": retries, "backoff_s": backoff_s}
+
+    def _get_json(
+        self,
+        path: str,
+        params: dict | None = None,
+        headers: dict | None = None,
+        basic_auth: tuple[str, str] | None = None,
+    ):
+        return get_json(f"{self.base_url}{path}", params, headers, basic_auth, **self._http)
+
+
+class ElectricityMaps(HttpSource):
     """Electricity Maps v3: /v3/carbon-intensity/latest|history|forecast, `auth-token` header,
     a zone (e.g. "DE") or lat/lon. Token: argument or $ELECTRICITYMAPS_TOKEN."""
 
@@ -274,25 +303,17 @@ class ElectricityMaps(Source):
         lat: float | None = None,
         lon: float | None = None,
         token: str | None = None,
-        base_url: str | None = None,
-        default_g_per_kwh: float | None = None,
-        timeout_s: float = 10.0,
-        retries: int = 3,
-        backoff_s: float = 0.5,
+        **http,
     ) -> None:
-        super().__init__(default_g_per_kwh)
+        super().__init__(**http)
         if zone is None and (lat is None or lon is None):
             raise ValueError("Electricity Maps needs a zone or both lat and lon")
         self._params = {"zone": zone, "lat": lat, "lon": lon}
         self._token = _token(token, "ELECTRICITYMAPS_TOKEN", "ELECTRICITYMAPS_API_KEY")
-        self.base_url = (base_url or self.BASE_URL).rstrip("/")
-        self._http = {"timeout_s": timeout_s, "retries": retries, "backoff_s": backoff_s}
 
     def _get(self, kind: str) -> dict:
         headers = {"auth-token": self._token} if self._token else {}
-        d = get_json(
-            f"{self.base_url}/v3/carbon-intensity/{kind}", self._params, headers, **self._http
-        )
+        d = self._get_json(f"/v3/carbon-intensity/{kind}", self._params, headers)
         if not isinstance(d, dict):
             raise FetchError(f"electricitymaps {kind}: unexpected response")
         return d
@@ -315,7 +336,7 @@ class ElectricityMaps(Source):
         return first_hours(self._points(self._get("forecast")["forecast"]), hours)
 
 
-class WattTime(Source):
+class WattTime(HttpSource):
     """WattTime v3: login (basic auth) for a bearer token, /v3/forecast and /v3/historical for
     the MOER (lbs CO2/MWh, converted to g/kWh); /v3/signal-index is a 0-100 percentile, not an
     intensity, and is exposed as `index()`. Credentials: arguments or $WATTTIME_USERNAME /
@@ -331,36 +352,25 @@ class WattTime(Source):
         region: str,
         username: str | None = None,
         password: str | None = None,
-        base_url: str | None = None,
-        default_g_per_kwh: float | None = None,
-        timeout_s: float = 10.0,
-        retries: int = 3,
-        backoff_s: float = 0.5,
+        **http,
     ) -> None:
-        super().__init__(default_g_per_kwh)
+        super().__init__(**http)
         self.region = region
         self._user = _token(username, "WATTTIME_USERNAME", "WATTTIME_USER")
         self._password = _token(password, "WATTTIME_PASSWORD")
-        self.base_url = (base_url or self.BASE_URL).rstrip("/")
-        self._http = {"timeout_s": timeout_s, "retries": retries, "backoff_s": backoff_s}
         self._bearer: tuple[float, str] | None = None
 
     def _auth(self) -> dict:
         if self._bearer is None or time.monotonic() - self._bearer[0] > self.TOKEN_TTL_S:
             if not (self._user and self._password):
                 raise FetchError("watttime: no credentials (WATTTIME_USERNAME/PASSWORD)")
-            d = get_json(
-                f"{self.base_url}/login", basic_auth=(self._user, self._password), **self._http
-            )
+            d = self._get_json("/login", basic_auth=(self._user, self._password))
             self._bearer = (time.monotonic(), d["token"])
         return {"Authorization": f"Bearer {self._bearer[1]}"}
 
     def _series(self, path: str, params: dict) -> list[Point]:
-        d = get_json(
-            f"{self.base_url}{path}",
-            {"region": self.region, "signal_type": "co2_moer", **params},
-            self._auth(),
-            **self._http,
+        d = self._get_json(
+            path, {"region": self.region, "signal_type": "co2_moer", **params}, self._auth()
         )
         units = d.get("meta", {}).get("units", "lbs_co2_per_mwh")
         if units != "lbs_co2_per_mwh":
@@ -386,11 +396,8 @@ class WattTime(Source):
     def index(self) -> float | None:
         """The grid's current percentile (0 = cleanest of the recent past, 100 = dirtiest)."""
         try:
-            d = get_json(
-                f"{self.base_url}/v3/signal-index",
-                {"region": self.region, "signal_type": "co2_moer"},
-                self._auth(),
-                **self._http,
+            d = self._get_json(
+                "/v3/signal-index", {"region": self.region, "signal_type": "co2_moer"}, self._auth()
             )
             return float(d["data"][0]["value"])
         except Exception as e:
@@ -398,7 +405,7 @@ class WattTime(Source):
             return None
 
 
-class UKGrid(Source):
+class UKGrid(HttpSource):
     """The UK National Grid ESO Carbon Intensity API (no key): /intensity and
     /intensity/{from}/fw24h nationally (forecast and actual, half-hourly), or a region
     (/regional/regionid/{id}, 1-17) or an outward postcode (/regional/postcode/{pc}), whose
@@ -412,18 +419,12 @@ class UKGrid(Source):
         self,
         region: int | None = None,
         postcode: str | None = None,
-        base_url: str | None = None,
-        default_g_per_kwh: float | None = None,
-        timeout_s: float = 10.0,
-        retries: int = 3,
-        backoff_s: float = 0.5,
+        **http,
     ) -> None:
-        super().__init__(default_g_per_kwh)
+        super().__init__(**http)
         if region is not None and not 1 <= int(region) <= 17:
             raise ValueError(f"UK region ids are 1..17, got {region}")
         self.region, self.postcode = region, postcode
-        self.base_url = (base_url or self.BASE_URL).rstrip("/")
-        self._http = {"timeout_s": timeout_s, "retries": retries, "backoff_s": backoff_s}
 
     def _scope(self) -> str:
         if self.postcode:
@@ -452,7 +453,7 @@ class UKGrid(Source):
         return float(v)
 
     def _get(self, path: str) -> list[dict]:
-        return self._rows(get_json(f"{self.base_url}{path}", **self._http))
+        return self._rows(self._get_json(path))
 
     def _fetch_current(self) -> float:
         path = "/intensity" if not self._scope() else f"/regional{self._scope()}"
