@@ -117,19 +117,20 @@ class Source(abc.ABC):
             self._warn_once("current intensity", e, f"using {fb} g/kWh")
             return fb
 
-    def history(self, hours: float = 24) -> list[Point]:
+    def _series(self, kind: str, hours: float, fetch) -> list[Point]:
         try:
-            return list(self._cached(("history", hours), lambda: self._fetch_history(hours)))
+            return list(self._cached((kind, hours), lambda: fetch(hours)))
         except Exception as e:
-            self._warn_once("history", e, "returning no points")
+            self._warn_once(kind, e, "returning no points")
             return []
 
+    def history(self, hours: float = 24) -> list[Point]:
+        """The last `hours` of the source's data; [] (one warning) on failure."""
+        return self._series("history", hours, self._fetch_history)
+
     def forecast(self, hours: float = 24) -> list[Point]:
-        try:
-            return list(self._cached(("forecast", hours), lambda: self._fetch_forecast(hours)))
-        except Exception as e:
-            self._warn_once("forecast", e, "returning no points")
-            return []
+        """The first `hours` of the source's forecast; [] (one warning) on failure."""
+        return self._series("forecast", hours, self._fetch_forecast)
 
 
 class Constant(Source):
