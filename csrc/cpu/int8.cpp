@@ -2,6 +2,7 @@
 // choice of kernel; the SIMD micro-kernels are in int8_{avx512,avx2,scalar}.cpp.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <c10/util/accumulate.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -65,12 +66,17 @@ Kernels kernels() {
   }
 }
 
-// Splits N into chunks of whole 4-row tiles, about `work` MACs per chunk at least.
+// Splits N into chunks of whole 4-row tiles, at least ~64K multiply-adds per chunk.
 template <class F>
 void parallel_over_n(int64_t N, int64_t macs_per_row, const F& f) {
   const int64_t tiles = (N + 3) / 4;
   const int64_t grain = std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, 4 * macs_per_row));
   at::parallel_for(0, tiles, grain, [&](int64_t b, int64_t e) { f(b * 4, std::min(e * 4, N)); });
+}
+
+// Rows of an activation [..., K] flattened to [M, K]; reshape({-1, K}) is ambiguous for K = 0.
+int64_t rows_of(const at::Tensor& act) {
+  return c10::multiply_integers(act.sizes().slice(0, act.dim() - 1));
 }
 
 std::vector<int64_t> out_shape(const at::Tensor& act, int64_t N) {
@@ -126,7 +132,7 @@ at::Tensor int8_mm_cpu(const at::Tensor& a_q, const at::Tensor& a_scale, const a
   check_int8_mm(a_q, a_scale, w_q, w_scale, bias, out_dtype);
   const int64_t K = a_q.size(-1), N = w_q.size(0);
   const at::ScalarType dtype = out_dtype.value_or(at::kFloat);
-  const at::Tensor a = a_q.reshape({-1, K}).contiguous();
+  const at::Tensor a = a_q.reshape({rows_of(a_q), K}).contiguous();
   const int64_t M = a.size(0);
   at::Tensor out = at::empty({M, N}, a_q.options().dtype(dtype));
   if (M == 0 || N == 0) return out.view(out_shape(a_q, N));
@@ -155,7 +161,7 @@ at::Tensor int8_weight_mm_cpu(const at::Tensor& x, const at::Tensor& w_q, const 
                               const std::optional<at::Tensor>& bias) {
   check_int8_weight_mm(x, w_q, w_scale, bias);
   const int64_t K = x.size(-1), N = w_q.size(0);
-  const at::Tensor x2 = x.reshape({-1, K});
+  const at::Tensor x2 = x.reshape({rows_of(x), K});
   const int64_t M = x2.size(0);
   if (M == 0 || N == 0) return at::empty(out_shape(x, N), x.options());
   const at::Tensor w = w_q.contiguous();
@@ -178,7 +184,8 @@ at::Tensor int8_weight_mm_cpu(const at::Tensor& x, const at::Tensor& w_q, const 
   // tile to the library GEMM (AMX for bf16 here). The full float weight never exists.
   const at::Tensor xc = x2.contiguous();
   at::Tensor out = at::empty({M, N}, x.options());
-  const int64_t tile_rows = std::max<int64_t>(16, kTileBytes / (K * x.element_size()));
+  const int64_t tile_rows =
+      std::max<int64_t>(16, kTileBytes / (std::max<int64_t>(K, 1) * x.element_size()));
   at::Tensor tile = at::empty({std::min(N, tile_rows), K}, x.options());
   const auto dequantize = kernels().dequantize;
   const auto kind = float_kind(x.scalar_type());

@@ -6,6 +6,8 @@ below (kernels/int8.py), registered for the CUDA dispatch key. Numerics: docs/ke
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .. import _ext
@@ -144,7 +146,7 @@ def quantize_int8_triton(x: torch.Tensor, dim: int = -1) -> tuple[torch.Tensor, 
 def int8_mm_triton(a_q, a_scale, w_q, w_scale, bias=None, out_dtype=None) -> torch.Tensor:
     _check_int8_mm(a_q, a_scale, w_q, w_scale, bias, out_dtype)
     K, N = a_q.shape[-1], w_q.shape[0]
-    a = a_q.reshape(-1, K).contiguous()
+    a = a_q.reshape(math.prod(a_q.shape[:-1]), K).contiguous()  # -1 is ambiguous at K=0
     M = a.shape[0]
     out = torch.empty((M, N), dtype=out_dtype or torch.float32, device=a_q.device)
     if M and N:
@@ -169,7 +171,7 @@ def int8_mm_triton(a_q, a_scale, w_q, w_scale, bias=None, out_dtype=None) -> tor
 def int8_weight_mm_triton(x, w_q, w_scale, bias=None) -> torch.Tensor:
     _check_int8_weight_mm(x, w_q, w_scale, bias)
     K, N = x.shape[-1], w_q.shape[0]
-    x2 = x.reshape(-1, K).contiguous()
+    x2 = x.reshape(math.prod(x.shape[:-1]), K).contiguous()
     M = x2.shape[0]
     out = torch.empty((M, N), dtype=x.dtype, device=x.device)
     if M and N:

@@ -81,6 +81,7 @@ SHAPES = [
     (32, 130, 17),
     (33, 65, 129),
     (257, 130, 511),
+    (40, 0, 6),  # K = 0: an all-bias (or zero) output on every path
 ]
 
 
