@@ -117,7 +117,7 @@ class Source(abc.ABC):
             self._warn_once("current intensity", e, f"using {fb} g/kWh")
             return fb
 
-    def _series(self, kind: str, hours: float, fetch) -> list[Point]:
+    def _guarded_points(self, kind: str, hours: float, fetch) -> list[Point]:
         try:
             return list(self._cached((kind, hours), lambda: fetch(hours)))
         except Exception as e:
@@ -126,11 +126,11 @@ class Source(abc.ABC):
 
     def history(self, hours: float = 24) -> list[Point]:
         """The last `hours` of the source's data; [] (one warning) on failure."""
-        return self._series("history", hours, self._fetch_history)
+        return self._guarded_points("history", hours, self._fetch_history)
 
     def forecast(self, hours: float = 24) -> list[Point]:
         """The first `hours` of the source's forecast; [] (one warning) on failure."""
-        return self._series("forecast", hours, self._fetch_forecast)
+        return self._guarded_points("forecast", hours, self._fetch_forecast)
 
 
 class Constant(Source):
