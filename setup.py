@@ -69,7 +69,10 @@ setup(
         "greenops.power",
         "greenops.carbon",
     ],
-    package_data={"greenops.power": ["profiles/*.csv", "profiles/*.md"]},
+    package_data={
+        "greenops.power": ["profiles/*.csv", "profiles/*.md"],
+        "greenops.carbon": ["traces/*.csv", "traces/*.md"],
+    },
     package_dir={"greenops.kernels": "kernels"},
     ext_modules=[_extension()],
     cmdclass={"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)},

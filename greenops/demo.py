@@ -67,6 +67,38 @@ def _power(steps: int = 100) -> None:
         print(f"  at 400 gCO2/kWh that is {full.gco2(400):.2f} g vs {capped.gco2(400):.2f} g CO2")
 
 
+def _carbon(days: float = 2.0, slack: float = 1.05) -> None:
+    """Carbon: a job of `days` of uncapped work on the simulated V100 (ResNet-50 sweep), replayed
+    over the bundled GB grid trace (January 2020): uncapped, reactive, and planned to finish
+    within `slack` x the uncapped time."""
+    import datetime as dt
+
+    from . import carbon
+    from .carbon.replay import replay
+
+    trace = carbon.bundled_trace("gb-2020-01")
+    pts = carbon.load_trace(trace)
+    curve = carbon.Curve.of("v100-resnet50")
+    work = days * 86400 / curve.at(curve.fastest_w)[0]
+    p = carbon.plan(curve, pts, work, dt.timedelta(days=days * slack))
+    mean = sum(x.intensity_g_per_kwh for x in pts) / len(pts)
+    runs = [
+        replay("v100-resnet50", trace, work, curve.fastest_w, name="uncapped"),
+        replay("v100-resnet50", trace, work, carbon.Reactive(0.5, mean), name="reactive"),
+        replay("v100-resnet50", trace, work, p, name=f"planned (deadline {slack:g}x)"),
+    ]
+    print(
+        f"\ncarbon: a {days:g}-day job replayed over the GB grid, {pts[0].time:%Y-%m-%d} "
+        "(SIMULATED V100, real intensity trace):"
+    )
+    for r in runs:
+        q = r.ratios(runs[0])
+        print(
+            f"  {r.name:<28} {r.time_s / 3600:6.1f} h {r.energy_j / 3.6e6:6.2f} kWh "
+            f"{r.gco2_eq / 1e3:6.3f} kgCO2eq   time {q['time']:.3f}x  carbon {q['carbon']:.3f}x"
+        )
+
+
 def run(size: int = 4096, tokens: int = 16) -> int:
     torch.manual_seed(0)
     N = K = size
@@ -101,4 +133,5 @@ def run(size: int = 4096, tokens: int = 16) -> int:
         sqnr = _sqnr_db(ref, fn())
         print(f"  {name:<42} {ms:8.3f} ms   {base / ms:5.2f}x vs fp32   SQNR {sqnr:5.1f} dB")
     _power()
+    _carbon()
     return 0

@@ -13,6 +13,13 @@ def add_parser(sub) -> None:
     p = sub.add_parser("carbon", help="grid carbon intensity now, or its forecast")
     p.add_argument("what", choices=["now", "forecast"])
     p.add_argument("--source", choices=SOURCES, required=True)
+    add_source_options(p)
+    p.add_argument("--hours", type=float, default=24, help="forecast horizon (default 24)")
+    p.add_argument("--json", action="store_true")
+
+
+def add_source_options(p) -> None:
+    """The options that pick a source's zone/region/trace (shared with `greenops run`)."""
     p.add_argument("--zone", help="Electricity Maps zone (e.g. DE)")
     p.add_argument("--lat", type=float)
     p.add_argument("--lon", type=float)
@@ -21,9 +28,7 @@ def add_parser(sub) -> None:
     p.add_argument("--trace", help="CSV/JSON intensity trace (source trace)")
     p.add_argument("--shift", action="store_true", help="replay the trace as if it started now")
     p.add_argument("--value", type=float, help="g/kWh (source constant)")
-    p.add_argument("--hours", type=float, default=24, help="forecast horizon (default 24)")
     p.add_argument("--base-url", help="API base URL (a proxy, a mirror, a test server)")
-    p.add_argument("--json", action="store_true")
 
 
 def source_from(
@@ -58,9 +63,9 @@ def source_from(
     return sources.Constant(value)
 
 
-def main(args) -> int:
-    src = source_from(
-        args.source,
+def source_from_args(name: str, args) -> sources.Source:
+    return source_from(
+        name,
         args.zone,
         args.lat,
         args.lon,
@@ -71,6 +76,10 @@ def main(args) -> int:
         args.value,
         args.base_url,
     )
+
+
+def main(args) -> int:
+    src = source_from_args(args.source, args)
     if args.what == "now":
         v = src.current()
         if args.json:

@@ -225,6 +225,17 @@ class Trace(Source):
         return self._window(t - self.step, t + dt.timedelta(hours=hours))
 
 
+TRACE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "traces")
+_BUNDLED = {"gb-2020-01": "gb_2020-01-06_10d.csv", "fr-2020-01": "fr_2020-01-06_10d.csv"}
+
+
+def bundled_trace(name: str) -> str:
+    """The path of a bundled trace (traces/README.md): "gb-2020-01" or "fr-2020-01"."""
+    if name not in _BUNDLED:
+        raise ValueError(f"no bundled trace {name!r}; bundled: {', '.join(sorted(_BUNDLED))}")
+    return os.path.join(TRACE_DIR, _BUNDLED[name])
+
+
 def load_trace(path: str) -> list[Point]:
     if path.endswith(".json"):
         with open(path) as f:

@@ -7,6 +7,7 @@ docs/power.md.
 
 from . import distributed
 from .caps import active_limits, cap, restore_stale
+from .carbon_aware import carbon_aware
 from .device import Constraints, Device, dry_run
 from .errors import DeviceNotFound, GpuLost, InvalidLimit, NoPermission, NotSupported, PowerError
 from .governor import Governor
@@ -34,6 +35,7 @@ __all__ = [
     "active_limits",
     "bundled_profiles",
     "cap",
+    "carbon_aware",
     "default_limits",
     "device_from_spec",
     "devices",

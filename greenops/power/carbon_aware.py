@@ -1,0 +1,203 @@
+"""power.carbon_aware: a power cap that follows the grid's carbon intensity while work runs.
+
+    src = carbon.ElectricityMaps(zone="DE")
+    with power.carbon_aware(src, profile="sweep.json", period_s=300) as ctl:
+        train()
+    print(ctl.measurement)          # energy and gCO2eq of the block
+    ctl.decisions                   # [(time, intensity, cap_w)]
+
+Every `period_s` a background thread reads the intensity and picks the cap from the job's
+power/throughput profile (`policy`: a `carbon.Reactive` — lower when the grid is dirty, higher
+when it is clean — or a `carbon.Plan` to follow), then applies it through `power.cap` (journal,
+restore on every exit path, dry run, software governor in mode="auto" without permission; in
+software mode call `ctl.step()` once per iteration so that the governor can pace).
+
+Distributed jobs (an initialized torch.distributed group): only rank 0 reads the intensity and
+decides, in its thread; the ranks apply rank 0's latest decision together inside `ctl.step()`
+every `sync_every` steps (a broadcast from the training loop's thread: collectives are never
+issued from the background thread). Each rank caps its own devices.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import threading
+import warnings
+
+from . import distributed
+from .caps import cap
+from .device import Device
+from .errors import InvalidLimit
+from .meter import EnergyMeter, Measurement
+from .registry import devices as visible_devices
+
+log = logging.getLogger("greenops.power")
+
+
+def _default_curve(devs: list[Device]):
+    from ..carbon.curve import Curve
+    from .simulated import SimulatedDevice
+
+    if devs and all(isinstance(d, SimulatedDevice) for d in devs):
+        return Curve.of(devs[0].profile)
+    raise ValueError(
+        "carbon_aware needs the job's power profile: profile= a power.profile() result, the "
+        "JSON its save() wrote, or a Zeus sweep CSV (only simulated devices carry their own)"
+    )
+
+
+class carbon_aware(contextlib.ContextDecorator):
+    def __init__(
+        self,
+        source,
+        profile=None,
+        policy=None,
+        devices: list[Device] | None = None,
+        period_s: float = 300.0,
+        mode: str = "auto",
+        sync_every: int = 100,
+        clock=None,
+    ) -> None:
+        if period_s <= 0:
+            raise ValueError(f"period_s must be positive, got {period_s}")
+        if sync_every < 1:
+            raise ValueError(f"sync_every must be at least 1, got {sync_every}")
+        self.source = source
+        self._profile = profile
+        self.policy = policy
+        self._devices = devices
+        self.period_s = period_s
+        self.mode = mode
+        self.sync_every = sync_every
+        self._clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
+        self.decisions: list[tuple[dt.datetime, float | None, float]] = []
+        self.measurement: Measurement | None = None
+        self._cap: cap | None = None
+        self._pending: float | None = None
+        self._steps = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._warned = False
+
+    # --- decisions ---
+    def decide(self) -> float:
+        """The cap for now: reads the intensity, asks the policy; falls back to the fastest
+        cap when no intensity is known."""
+        from ..carbon.planner import Plan
+
+        now = self._clock()
+        intensity = self.source.current()
+        if isinstance(self.policy, Plan):
+            w = self.policy.cap_at(now)
+            w = self.curve.fastest_w if not w else w  # past the plan (or paused): run flat out
+        elif intensity is None:
+            w = self.curve.fastest_w
+        else:
+            if hasattr(self.policy, "calibrate"):
+                self.policy.calibrate(self.source)
+            w = self.policy.cap_w(intensity, self.curve)
+        self.decisions.append((now, intensity, w))
+        return w
+
+    def _apply(self, watts: float) -> None:
+        with self._lock:
+            if self._cap is not None and self._cap.limit == watts:
+                return
+            if self._cap is not None:  # back to the original limit, then the new one
+                self._cap.__exit__(None, None, None)
+                self._cap = None
+            c = cap(watts, self.devices, mode=self.mode)
+            c.__enter__()
+            self._cap = c
+            log.info("carbon_aware: cap %g W (%s mode)", watts, c.applied_mode)
+
+    def tick(self) -> None:
+        """One period: closes an emissions interval, decides, and (single process) applies."""
+        try:
+            self.meter.tick()
+            w = self.decide()
+            if self._distributed:
+                self._pending = w
+            else:
+                self._apply(w)
+        except Exception as e:  # never into the job: keep the cap in force, say so once
+            if not self._warned:
+                warnings.warn(
+                    f"greenops.power.carbon_aware: {e}; keeping the current cap",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                self._warned = True
+            log.info("carbon_aware tick failed: %s", e)
+
+    def step(self) -> None:
+        """Once per training iteration: paces in software mode; in distributed jobs applies
+        rank 0's decision on every rank every `sync_every` steps."""
+        self._steps += 1
+        if self._distributed and self._steps % self.sync_every == 0:
+            w = distributed.agree(self._pending)
+            if w is not None:
+                self._apply(w)
+        if self._cap is not None and self._cap.governor is not None:
+            self._cap.governor.step()
+
+    @property
+    def applied_mode(self) -> str | None:
+        return self._cap.applied_mode if self._cap is not None else None
+
+    @property
+    def cap_w(self) -> float | None:
+        return self._cap.limit if self._cap is not None else None
+
+    # --- lifetime ---
+    def __enter__(self) -> carbon_aware:
+        from ..carbon.curve import Curve
+        from ..carbon.policy import Reactive
+
+        self.devices = self._devices if self._devices is not None else visible_devices()
+        self.curve = (
+            _default_curve(self.devices) if self._profile is None else Curve.of(self._profile)
+        )
+        for d in self.devices:
+            c = d.constraints()
+            bad = [w for w in self.curve.limits_w if not c.min_w <= w <= c.max_w]
+            if bad:
+                raise InvalidLimit(
+                    f"the profile's caps {bad} W lie outside {d.name}'s range "
+                    f"[{c.min_w:g}, {c.max_w:g}] W: profile this device"
+                )
+        self.policy = self.policy if self.policy is not None else Reactive()
+        self._distributed = distributed._dist() is not None
+        self._rank0 = not self._distributed or distributed._dist().get_rank() == 0
+        self.meter = EnergyMeter(self.devices, carbon=self.source if self._rank0 else None)
+        self.meter.begin("carbon_aware")
+        # The first decision is made here, on the caller's thread (signal handlers install
+        # from the main thread only); in a distributed job every rank takes rank 0's.
+        w = self._pending = self.decide() if self._rank0 else None
+        self._apply(distributed.agree(w) if self._distributed else w)
+        if self._rank0:
+            self._thread = threading.Thread(
+                target=self._run, daemon=True, name="greenops-carbon-aware"
+            )
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period_s):
+            self.tick()
+
+    def __exit__(self, *exc) -> bool:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        try:
+            self.measurement = self.meter.end("carbon_aware")
+        finally:
+            with self._lock:
+                if self._cap is not None:
+                    self._cap.__exit__(None, None, None)
+                    self._cap = None
+        return False
