@@ -92,7 +92,10 @@ class carbon_aware(contextlib.ContextDecorator):
         intensity = self.source.current()
         if isinstance(self.policy, Plan):
             w = self.policy.cap_at(now)
-            w = self.curve.fastest_w if not w else w  # past the plan (or paused): run flat out
+            if w is None:  # past the plan's end: the work took longer, catch up
+                w = self.curve.fastest_w
+            elif w == 0:  # a planned pause, which a cap cannot make: the lowest cap
+                w = self.curve.limits_w[0]
         elif intensity is None:
             w = self.curve.fastest_w
         else:

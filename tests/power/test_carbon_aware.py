@@ -209,6 +209,40 @@ def test_greenops_run_static_cap_with_accounting(sim, capsys, tmp_path):
     assert d["gco2_eq"] == pytest.approx(d["energy_j"] / 3.6e6 * 100)
 
 
+def test_greenops_run_follows_a_plan_for_a_deadline(sim, tmp_path, capsys):
+    trace = tmp_path / "trace.csv"
+    rows = [f"2020-01-01 {h:02d}:00,{100 if h % 2 else 600}" for h in range(24)]
+    trace.write_text("Time,Carbon Intensity\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "run.json"
+    rc = cli.main(
+        [
+            "run",
+            "--carbon",
+            "trace",
+            "--trace",
+            str(trace),
+            "--shift",
+            "--deadline",
+            "10",
+            "--work-hours",
+            "8",
+            "--json",
+            str(out),
+            "--",
+            sys.executable,
+            "-c",
+            "pass",
+        ]
+    )
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert "planned to finish at" in err and "carbon-aware (plan" in err
+    d = json.loads(out.read_text())
+    # The first hour of the shifted trace is dirty (600): the plan starts below the fastest cap.
+    assert d["decisions"][0]["intensity_g_per_kwh"] == 600
+    assert d["decisions"][0]["cap_w"] < 250.0
+
+
 @pytest.mark.parametrize(
     "args, error",
     [
