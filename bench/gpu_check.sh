@@ -47,13 +47,14 @@ fi
 if command -v nvcc >/dev/null; then nvcc --version | tail -n 1; else echo "nvcc: not found"; fi
 
 SHAPES=llm
+OPS=int8,int4
 BENCH_FLAGS=()
 if [ "$QUICK" = 1 ]; then SHAPES=small; BENCH_FLAGS=(--quick --no-energy); fi
 cat <<PLAN
 plan:
   1. build   $PY -m pip install --no-build-isolation --no-deps -e .   (MAX_JOBS=$MAX_JOBS, archs $TORCH_CUDA_ARCH_LIST) > $OUT/build.log
   2. test    $PY -m pytest -m cuda -q tests > $OUT/pytest.txt
-  3. bench   $PY -m greenops bench --device cuda --shapes $SHAPES ${BENCH_FLAGS[*]} --json $OUT/results.json --markdown $OUT/results.md --plot $OUT/speedup.png
+  3. bench   $PY -m greenops bench --device cuda --ops $OPS --shapes $SHAPES ${BENCH_FLAGS[*]} --json $OUT/results.json --markdown $OUT/results.md --plot $OUT/speedup.png
 PLAN
 [ "$DRY" = 1 ] && exit 0
 
@@ -71,7 +72,7 @@ TEST_RC=$?
 tail -n 15 "$OUT/pytest.txt"
 
 step "benchmarks"
-"$PY" -m greenops bench --device cuda --shapes "$SHAPES" "${BENCH_FLAGS[@]}" \
+"$PY" -m greenops bench --device cuda --ops "$OPS" --shapes "$SHAPES" "${BENCH_FLAGS[@]}" \
   --json "$OUT/results.json" --markdown "$OUT/results.md" --plot "$OUT/speedup.png" >/dev/null
 BENCH_RC=$?
 

@@ -12,6 +12,15 @@ TORCH_LIBRARY(greenops, m) {
       "int8_mm(Tensor a_q, Tensor a_scale, Tensor w_q, Tensor w_scale, Tensor? bias=None, "
       "ScalarType? out_dtype=None) -> Tensor");
   m.def("int8_weight_mm(Tensor x, Tensor w_q, Tensor w_scale, Tensor? bias=None) -> Tensor");
+  // int4, group-wise W4A16 (layout and numerics: docs/kernels.md). Symmetric quantization
+  // returns an empty `zeros` (8 is implied); the Python API turns it into None.
+  m.def(
+      "quantize_int4(Tensor w, int group_size=128, bool symmetric=False) -> "
+      "(Tensor packed, Tensor scales, Tensor zeros)");
+  m.def("dequantize_int4(Tensor packed, Tensor scales, Tensor? zeros, int group_size) -> Tensor");
+  m.def(
+      "int4_weight_mm(Tensor x, Tensor packed, Tensor scales, Tensor? zeros, int group_size, "
+      "Tensor? bias=None) -> Tensor");
 }
 
 #ifndef GREENOPS_VERSION

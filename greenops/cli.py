@@ -20,7 +20,9 @@ def main(argv: list[str] | None = None) -> int:
         "--tokens", type=int, default=16, help="M, rows of the activation (default 16)"
     )
     p_bench = sub.add_parser("bench", help="time every op family against its baselines")
-    p_bench.add_argument("--ops", default="int8", help="comma-separated families (default int8)")
+    p_bench.add_argument(
+        "--ops", default="int8,int4", help="comma-separated families (default: int8,int4)"
+    )
     p_bench.add_argument(
         "--shapes",
         default=None,

@@ -30,6 +30,7 @@ def test_bench_quick_writes_table_json_markdown_and_plot(tmp_path, capsys):
     assert rc == 0
     table = capsys.readouterr().out
     assert "### int8" in table and "greenops.int8_mm" in table
+    assert "### int4" in table and "greenops.int4_weight_mm" in table
 
     with open(paths["json"]) as f:
         r = json.load(f)
@@ -39,16 +40,18 @@ def test_bench_quick_writes_table_json_markdown_and_plot(tmp_path, capsys):
     assert env["device"] == "cpu" and env["versions"]["torch"]
     assert {"copy_gbps", "int8_gops", "bf16_gops", "fp32_gops"} <= set(r["ceilings"])
     assert all(v > 0 for k, v in r["ceilings"].items() if k.endswith(("gbps", "gops")))
-    shapes = {str(s) for s in bench.SHAPE_SETS["tiny"]}
-    assert {row["shape"] for row in r["rows"]} == shapes
+    for fam in ("int8", "int4"):
+        shapes = {str(s) for s in bench.shapes_for(fam, "tiny")}
+        assert {row["shape"] for row in r["rows"] if row["family"] == fam} == shapes
+    want = {"int8": {"int_mm+scale", "bf16_matmul", "fp32_matmul"}, "int4": {"torch_int4"}}
     for row in r["rows"]:
-        assert row["family"] == "int8" and row["ms"] > 0 and row["gbps"] > 0
-        assert set(row["speedup"]) >= {"int_mm+scale", "bf16_matmul", "fp32_matmul"}
+        assert row["ms"] > 0 and row["gbps"] > 0
+        assert set(row["speedup"]) >= want[row["family"]]
         assert row["baseline"] == (row["versus"] is None)
         assert row["versus"] is None or row["versus"] in row["speedup"]
         assert row["energy_j"] is None  # no energy counter on CPU: absent, not guessed
     ours = {row["impl"] for row in r["rows"] if not row["baseline"]}
-    assert {"greenops.int8_mm", "greenops.int8_weight_mm"} <= ours
+    assert {"greenops.int8_mm", "greenops.int8_weight_mm", "greenops.int4_weight_mm"} <= ours
 
     with open(paths["md"]) as f:
         assert f.read().strip() == table.strip()

@@ -10,6 +10,7 @@
 #include "cpu_features.h"
 #include "int8_checks.h"
 #include "int8_kernels.h"
+#include "op_utils.h"
 
 namespace greenops {
 namespace {
@@ -29,14 +30,6 @@ constexpr int64_t kIntMmMinK = 16;
 // 6.4 ms, one full GEMM 5.9 ms), while 8 MiB still sits in a server's L2/L3.
 constexpr int64_t kTileBytes = 8 << 20;
 
-k8::FloatKind float_kind(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat: return k8::FloatKind::F32;
-    case at::kHalf: return k8::FloatKind::F16;
-    case at::kBFloat16: return k8::FloatKind::BF16;
-    default: TORCH_CHECK(false, "greenops: unsupported float dtype ", t);
-  }
-}
 
 using QuantizeFn = void (*)(const void*, k8::FloatKind, int64_t, int64_t, int64_t, int8_t*, float*);
 using DotFn = void (*)(const k8::DotArgs&, int64_t, int64_t);
@@ -64,25 +57,6 @@ Kernels kernels() {
       return {k8::quantize_rows_scalar, k8::dot_scalar, k8::weight_dot_scalar,
               k8::dequantize_rows_scalar};
   }
-}
-
-// Splits N into chunks of whole 4-row tiles, at least ~64K multiply-adds per chunk.
-template <class F>
-void parallel_over_n(int64_t N, int64_t macs_per_row, const F& f) {
-  const int64_t tiles = (N + 3) / 4;
-  const int64_t grain = std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, 4 * macs_per_row));
-  at::parallel_for(0, tiles, grain, [&](int64_t b, int64_t e) { f(b * 4, std::min(e * 4, N)); });
-}
-
-// Rows of an activation [..., K] flattened to [M, K]; reshape({-1, K}) is ambiguous for K = 0.
-int64_t rows_of(const at::Tensor& act) {
-  return c10::multiply_integers(act.sizes().slice(0, act.dim() - 1));
-}
-
-std::vector<int64_t> out_shape(const at::Tensor& act, int64_t N) {
-  std::vector<int64_t> s(act.sizes().begin(), act.sizes().end() - 1);
-  s.push_back(N);
-  return s;
 }
 
 std::tuple<at::Tensor, at::Tensor> quantize_int8_cpu(const at::Tensor& x, int64_t dim) {

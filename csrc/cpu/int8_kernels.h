@@ -5,9 +5,11 @@
 #pragma once
 #include <cstdint>
 
+#include "float_kind.h"
+
 namespace greenops::cpu::int8 {
 
-enum class FloatKind : int { F32 = 0, F16 = 1, BF16 = 2 };
+using cpu::FloatKind;
 
 // Symmetric per-row quantization of rows [begin, end) of x (row-major, K per row):
 //   scale = max(amax, kEps) / 127, q = clamp(round_half_even(x / scale), -127, 127).

@@ -3,10 +3,10 @@ with the machine's ceilings measured in the same run. See docs/benchmarks.md."""
 
 from __future__ import annotations
 
-from . import int8
+from . import int4, int8
 from .core import SCHEMA, Case, Shape, ceilings, dump_json, environment, markdown, measure, plot
 
-FAMILIES = {"int8": int8.cases}
+FAMILIES = {"int8": int8.cases, "int4": int4.cases}
 
 _LLM = [(4096, 4096), (11008, 4096)]  # Llama-7B q/o and up/gate projections
 SHAPE_SETS = {
@@ -14,6 +14,21 @@ SHAPE_SETS = {
     "small": [Shape(M, N, K) for N, K in [(1024, 1024)] for M in (1, 16, 64, 256)],
     "llm": [Shape(M, N, K) for N, K in _LLM for M in (1, 16, 256, 2048)],
 }
+# Families whose issue names other shapes (int4: Llama-3-8B-like q/o, up/gate and down).
+FAMILY_SHAPES = {
+    "int4": {
+        "tiny": [Shape(M, 96, 256) for M in (1, 8)],  # K a multiple of the group (128)
+        "llm": [
+            Shape(M, N, K)
+            for N, K in [(4096, 4096), (14336, 4096), (4096, 14336)]
+            for M in (1, 4, 16, 64, 256)
+        ],
+    }
+}
+
+
+def shapes_for(family: str, shape_set: str) -> list[Shape]:
+    return FAMILY_SHAPES.get(family, {}).get(shape_set, SHAPE_SETS[shape_set])
 
 
 def run(
@@ -33,7 +48,7 @@ def run(
         raise ValueError(f"unknown shape set {shapes!r}; known: {', '.join(SHAPE_SETS)}")
     budget = budget_s if budget_s is not None else (0.3 if quick else 5.0)
     ceil = ceilings(device, quick=quick)
-    case_sets = [FAMILIES[o](s, device) for o in ops for s in SHAPE_SETS[shapes]]
+    case_sets = [FAMILIES[o](s, device) for o in ops for s in shapes_for(o, shapes)]
     rows = measure(
         case_sets, device, budget, ceil, energy=energy and device == "cuda", progress=progress
     )
@@ -44,6 +59,7 @@ __all__ = [
     "FAMILIES",
     "SCHEMA",
     "SHAPE_SETS",
+    "shapes_for",
     "Case",
     "Shape",
     "dump_json",

@@ -1,0 +1,305 @@
+"""int4 ops: quantize_int4, dequantize_int4, int4_weight_mm (group-wise W4A16).
+
+Schemas: csrc/registration.cpp. CPU impls: csrc/cpu/int4.cpp. CUDA impls: quantize/dequantize
+in torch ops below (offline, once per weight), int4_weight_mm through the Triton kernel
+(kernels/int4.py). Layout and numerics: docs/kernels.md.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import _backend
+from ._checks import FLOAT_DTYPES, check, check_dtype, check_same_device, check_shape
+
+OPS = ("quantize_int4", "dequantize_int4", "int4_weight_mm")
+GROUP_SIZES = (32, 64, 128, 256)
+
+
+# --- checks: mirror csrc/include/int4_checks.h ------------------------------------------------
+
+
+def _check_group(op: str, K: int, group_size: int) -> None:
+    check(K % 2 == 0, op, f"K must be even (two int4 values per byte), got K={K}")
+    check(
+        group_size in GROUP_SIZES or (group_size == K and K > 0),
+        op,
+        f"group_size must be 32, 64, 128, 256 or K (={K}, per channel), got {group_size}",
+    )
+    check(K % group_size == 0, op, f"K={K} is not a multiple of group_size={group_size}")
+
+
+def _check_weight(op, packed, scales, zeros, group_size, K) -> int:
+    check_dtype(op, "packed", packed, (torch.uint8,))
+    check(packed.dim() == 2, op, f"packed must be 2-D [N, K/2], got shape {list(packed.shape)}")
+    _check_group(op, K, group_size)
+    N = packed.shape[0]
+    check(
+        packed.shape[1] * 2 == K,
+        op,
+        f"the activation has K={K} but packed holds K={packed.shape[1] * 2} "
+        f"(packed is [N, K/2] = {list(packed.shape)})",
+    )
+    G = K // group_size
+    check_dtype(op, "scales", scales, (torch.float32,))
+    check_shape(op, "scales", scales, [N, G], "[N, K/group_size]: one scale per group")
+    if zeros is not None:
+        check_dtype(op, "zeros", zeros, (torch.float32,))
+        check_shape(op, "zeros", zeros, [N, G], "[N, K/group_size]: one zero point per group")
+    return N
+
+
+def _check_quantize(w, group_size) -> None:
+    check_dtype("quantize_int4", "w", w, FLOAT_DTYPES)
+    check(w.dim() == 2, "quantize_int4", f"w must be 2-D [N, K], got shape {list(w.shape)}")
+    _check_group("quantize_int4", w.shape[1], group_size)
+
+
+def _check_dequantize(packed, scales, zeros, group_size) -> int:
+    check_dtype("dequantize_int4", "packed", packed, (torch.uint8,))
+    check(
+        packed.dim() == 2,
+        "dequantize_int4",
+        f"packed must be 2-D [N, K/2], got shape {list(packed.shape)}",
+    )
+    return _check_weight("dequantize_int4", packed, scales, zeros, group_size, packed.shape[1] * 2)
+
+
+def _check_mm(x, packed, scales, zeros, group_size, bias) -> int:
+    op = "int4_weight_mm"
+    check_dtype(op, "x", x, FLOAT_DTYPES)
+    check(x.dim() >= 1, op, "x must have at least 1 dim [..., K]")
+    check_same_device(op, x=x, packed=packed, scales=scales, zeros=zeros, bias=bias)
+    N = _check_weight(op, packed, scales, zeros, group_size, x.shape[-1])
+    if bias is not None:
+        check_dtype(op, "bias", bias, FLOAT_DTYPES)
+        check_shape(op, "bias", bias, [N], "one value per output channel")
+    return N
+
+
+# --- fake impls -------------------------------------------------------------------------------
+
+
+def _quantize_fake(w, group_size=128, symmetric=False):
+    _check_quantize(w, group_size)
+    N, K = w.shape
+    G = K // group_size
+    f32 = torch.float32
+    return (
+        w.new_empty((N, K // 2), dtype=torch.uint8),
+        w.new_empty((N, G), dtype=f32),
+        w.new_empty((0, 0) if symmetric else (N, G), dtype=f32),
+    )
+
+
+def _dequantize_fake(packed, scales, zeros, group_size):
+    N = _check_dequantize(packed, scales, zeros, group_size)
+    return scales.new_empty((N, packed.shape[1] * 2))
+
+
+def _mm_fake(x, packed, scales, zeros, group_size, bias=None):
+    N = _check_mm(x, packed, scales, zeros, group_size, bias)
+    return x.new_empty((*x.shape[:-1], N))
+
+
+# --- CUDA impls -------------------------------------------------------------------------------
+
+
+def quantize_int4_torch(w, group_size=128, symmetric=False):
+    """The quantization contract in torch ops (the CUDA impl; csrc/cpu/int4_scalar.cpp's
+    quantize_rows is its CPU twin, op for op, so both give identical bits)."""
+    _check_quantize(w, group_size)
+    N, K = w.shape
+    wf = w.float().reshape(N, K // group_size, group_size)
+    bad = ~torch.isfinite(wf).all(-1)
+    if symmetric:
+        s = wf.abs().amax(-1) / 7
+        s = torch.where(s == 0, 1.0, s)
+        q = torch.round(wf / s[..., None]) + 8
+        z = None
+    else:
+        lo, hi = wf.amin(-1), wf.amax(-1)
+        s = (hi - lo) / 15
+        s = torch.where(s == 0, 1.0, s)
+        z = -lo / s
+        q = torch.round(wf / s[..., None] + z[..., None])
+    q = torch.where(bad[..., None], 0, q.clamp(0, 15)).to(torch.uint8).reshape(N, K)
+    s = torch.where(bad, torch.nan, s)
+    packed = q[:, 0::2] | (q[:, 1::2] << 4)
+    zeros = (
+        torch.where(bad, torch.nan, z)
+        if z is not None
+        else w.new_empty((0, 0), dtype=torch.float32)
+    )
+    return packed.contiguous(), s.contiguous(), zeros.contiguous()
+
+
+def unpack_int4(packed: torch.Tensor) -> torch.Tensor:
+    """q in 0..15 as uint8 [N, K] from packed [N, K/2]."""
+    return torch.stack([packed & 15, packed >> 4], dim=-1).reshape(packed.shape[0], -1)
+
+
+def dequantize_int4_torch(packed, scales, zeros, group_size):
+    _check_dequantize(packed, scales, zeros, group_size)
+    q = unpack_int4(packed).float()
+    s = scales.repeat_interleave(group_size, dim=1)
+    z = 8.0 if zeros is None else zeros.repeat_interleave(group_size, dim=1)
+    return (q - z) * s
+
+
+def _kernels():
+    from greenops.kernels import int4 as k  # lazy: TRITON_INTERPRET is read at this import
+
+    return k
+
+
+def int4_weight_mm_triton(x, packed, scales, zeros, group_size, bias=None):
+    N = _check_mm(x, packed, scales, zeros, group_size, bias)
+    K = x.shape[-1]
+    x2 = x.reshape(math.prod(x.shape[:-1]), K).contiguous()
+    M = x2.shape[0]
+    if M == 0 or N == 0:
+        return x.new_empty((*x.shape[:-1], N))
+    k = _kernels()
+    sms = torch.cuda.get_device_properties(x.device).multi_processor_count if x.is_cuda else 132
+    cfg = k.fixed_config(M, N, K, group_size, _backend.triton_interpreting(), sms)
+    split = cfg["SPLIT_K"]
+    out = torch.empty(
+        (split, M, N) if split > 1 else (M, N),
+        dtype=torch.float32 if split > 1 else x.dtype,
+        device=x.device,
+    )
+    grid = (triton_cdiv(M, cfg["BLOCK_M"]) * triton_cdiv(N, cfg["BLOCK_N"]), split)
+    k.int4_weight_mm_kernel[grid](
+        x2,
+        packed.contiguous(),
+        scales.contiguous(),
+        scales if zeros is None else zeros.contiguous(),
+        out if bias is None else bias.contiguous(),
+        out,
+        M,
+        N,
+        K,
+        group_size,
+        HAS_ZEROS=zeros is not None,
+        HAS_BIAS=bias is not None and split == 1,
+        IEEE=x.dtype == torch.float32,
+        UPCAST=_backend.triton_interpreting() and x.dtype == torch.bfloat16,
+        **cfg,
+    )
+    if split > 1:
+        out = out.sum(0)
+        if bias is not None:
+            out += bias.float()
+        out = out.to(x.dtype)
+    return out.view(*x.shape[:-1], N)
+
+
+def triton_cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+TRITON_IMPLS = {"int4_weight_mm": int4_weight_mm_triton}
+TORCH_IMPLS = {"quantize_int4": quantize_int4_torch, "dequantize_int4": dequantize_int4_torch}
+
+
+# --- autograd: int4_weight_mm is differentiable in x and bias ---------------------------------
+
+
+def _mm_setup(ctx, inputs, output):
+    x, packed, scales, zeros, group_size, bias = inputs
+    ctx.save_for_backward(packed, scales, zeros)
+    ctx.group_size = group_size
+    ctx.x_dtype = x.dtype
+    ctx.bias_dtype = None if bias is None else bias.dtype
+
+
+def _mm_backward(ctx, grad):
+    packed, scales, zeros = ctx.saved_tensors
+    grad_x = grad_bias = None
+    if ctx.needs_input_grad[0]:
+        # dX = dY @ W: the backward dequantizes W once (fp32); training int4 weights is QAT's job.
+        w = torch.ops.greenops.dequantize_int4(packed, scales, zeros, ctx.group_size)
+        grad_x = (grad.float() @ w).to(ctx.x_dtype)
+    if ctx.bias_dtype is not None and ctx.needs_input_grad[5]:
+        grad_bias = grad.reshape(-1, grad.shape[-1]).float().sum(0).to(ctx.bias_dtype)
+    return grad_x, None, None, None, None, grad_bias
+
+
+def register() -> None:
+    torch.library.register_fake("greenops::quantize_int4")(_quantize_fake)
+    torch.library.register_fake("greenops::dequantize_int4")(_dequantize_fake)
+    torch.library.register_fake("greenops::int4_weight_mm")(_mm_fake)
+    for op, fn in TORCH_IMPLS.items():
+        torch.library.register_kernel(f"greenops::{op}", "cuda", fn)
+        _backend.register_cuda(op, ("torch",), auto="torch")
+    torch.library.register_kernel("greenops::int4_weight_mm", "cuda", int4_weight_mm_triton)
+    _backend.register_cuda("int4_weight_mm", ("triton",), auto="triton")
+    torch.library.register_autograd(
+        "greenops::int4_weight_mm", _mm_backward, setup_context=_mm_setup
+    )
+
+
+# --- public API ------------------------------------------------------------------------------
+
+
+def _call(op: str, device: torch.device, backend: str | None, *args):
+    from .. import _ext
+
+    _ext.load()
+    chosen = _backend.resolve(op, device, backend)
+    if chosen == _backend.default_backend(op, device):
+        return getattr(torch.ops.greenops, op)(*args)
+    if chosen == "triton" and op in TRITON_IMPLS:
+        return TRITON_IMPLS[op](*args)  # an explicit non-default backend, called eagerly
+    if chosen == "torch" or (chosen == "triton" and device.type == "cpu"):
+        # quantize/dequantize run once per weight: their non-C++ impl is plain torch ops.
+        return TORCH_IMPLS[op](*args)
+    raise _backend.BackendError(f"greenops.{op}: no {chosen!r} implementation")
+
+
+def quantize_int4(
+    w: torch.Tensor, group_size: int = 128, symmetric: bool = False, *, backend: str | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Group-wise int4 quantization of a weight w [N, K] (fp32/fp16/bf16), per group of
+    `group_size` along K (32, 64, 128, 256, or K for per channel).
+
+    Asymmetric (default, min/max fit): s = (max - min) / 15, z = -min / s (a float zero point),
+    q = clamp(round_half_even(w / s + z), 0, 15). Symmetric: s = amax / 7, z = 8 implied,
+    q = clamp(round_half_even(w / s) + 8, 0, 15). A constant group gets s = 1 (exact); a group
+    holding NaN or +-Inf gets s = z = NaN and q = 0. Returns (packed uint8 [N, K/2], scales fp32
+    [N, K/group_size], zeros fp32 like scales, or None when symmetric); element 2j of a row sits
+    in the low nibble of byte j, 2j + 1 in the high one."""
+    packed, scales, zeros = _call("quantize_int4", w.device, backend, w, group_size, symmetric)
+    return packed, scales, (None if symmetric else zeros)
+
+
+def dequantize_int4(
+    packed: torch.Tensor,
+    scales: torch.Tensor,
+    zeros: torch.Tensor | None,
+    group_size: int,
+    *,
+    backend: str | None = None,
+) -> torch.Tensor:
+    """w [N, K] fp32 = (q - z) * s per group (z = 8 when zeros is None)."""
+    return _call("dequantize_int4", packed.device, backend, packed, scales, zeros, group_size)
+
+
+def int4_weight_mm(
+    x: torch.Tensor,
+    packed: torch.Tensor,
+    scales: torch.Tensor,
+    zeros: torch.Tensor | None,
+    group_size: int,
+    bias: torch.Tensor | None = None,
+    *,
+    backend: str | None = None,
+) -> torch.Tensor:
+    """W4A16 matmul: x @ dequantize_int4(packed, scales, zeros, group_size).T + bias, in x's
+    dtype (fp32/fp16/bf16), fp32 accumulation. The weight is dequantized in registers (on CPU
+    for M > 16, a cache-sized tile at a time in x's dtype), never as a whole. Leading dims of x
+    are flattened. Differentiable in x and bias."""
+    return _call("int4_weight_mm", x.device, backend, x, packed, scales, zeros, group_size, bias)

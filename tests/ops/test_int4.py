@@ -1,0 +1,326 @@
+"""int4 ops against references written here from the layout's description (docs/kernels.md),
+independent of greenops' own packing code, on every backend this machine can run."""
+
+import pytest
+import torch
+from numerics import HAS_CUDA, assert_close_to_ref, cpu_isas, sqnr_db
+
+import greenops
+
+# --- references ------------------------------------------------------------------------------
+
+
+def pack_ref(q: torch.Tensor) -> torch.Tensor:
+    """q [N, K] in 0..15 -> [N, K/2] bytes: element 2j in the low nibble of byte j."""
+    N, K = q.shape
+    out = torch.empty(N, K // 2, dtype=torch.uint8)
+    for j in range(K // 2):
+        out[:, j] = (q[:, 2 * j] | (q[:, 2 * j + 1] << 4)).to(torch.uint8)
+    return out
+
+
+def unpack_ref(packed: torch.Tensor) -> torch.Tensor:
+    N, H = packed.shape
+    q = torch.empty(N, 2 * H, dtype=torch.int64)
+    p = packed.to(torch.int64)
+    q[:, 0::2] = p % 16
+    q[:, 1::2] = p // 16
+    return q
+
+
+def quantize_ref(w, g, symmetric):
+    """The quantization contract, group by group, in fp32 (exact: compared with equality)."""
+    N, K = w.shape
+    wf = w.float()
+    q = torch.zeros(N, K, dtype=torch.int64)
+    scales = torch.empty(N, K // g)
+    zeros = torch.empty(N, K // g)
+    for i in range(K // g):
+        blk = wf[:, i * g : (i + 1) * g]
+        if symmetric:
+            s = blk.abs().amax(1) / 7
+            s = torch.where(s == 0, torch.ones_like(s), s)
+            z = torch.full_like(s, 8.0)
+            qb = torch.round(blk / s[:, None]) + 8
+        else:
+            lo, hi = blk.amin(1), blk.amax(1)
+            s = (hi - lo) / 15
+            s = torch.where(s == 0, torch.ones_like(s), s)
+            z = -lo / s
+            qb = torch.round(blk / s[:, None] + z[:, None])
+        bad = ~torch.isfinite(blk).all(1)
+        q[:, i * g : (i + 1) * g] = torch.where(bad[:, None], 0, qb.clamp(0, 15)).long()
+        scales[:, i] = torch.where(bad, torch.nan, s)
+        zeros[:, i] = torch.where(bad, torch.nan, z)
+    return pack_ref(q), scales, (None if symmetric else zeros)
+
+
+def dequantize_ref(packed, scales, zeros, g):
+    q = unpack_ref(packed).float()
+    s = scales.repeat_interleave(g, 1)
+    z = 8.0 if zeros is None else zeros.repeat_interleave(g, 1)
+    return (q - z) * s  # fp32, as the kernels compute it
+
+
+def mm_ref(x, packed, scales, zeros, g, bias=None):
+    out = x.double() @ dequantize_ref(packed, scales, zeros, g).double().T
+    return out if bias is None else out + bias.double()
+
+
+def mm_torch(x, packed, scales, zeros, g, bias=None):
+    """torch's own same-dtype way, for the low-precision error rule."""
+    w = dequantize_ref(packed, scales, zeros, g).to(x.dtype)
+    out = x @ w.T
+    return out if bias is None else out + bias.to(x.dtype)
+
+
+# --- backends --------------------------------------------------------------------------------
+
+IMPLS = [pytest.param(("cpp", isa), id=f"cpp-{isa}") for isa in cpu_isas()] + [
+    pytest.param(("triton", None), id="triton", marks=[pytest.mark.cuda] if HAS_CUDA else [])
+]
+DEVICE = "cuda" if HAS_CUDA else "cpu"
+
+
+@pytest.fixture(params=IMPLS)
+def impl(request):
+    backend, isa = request.param
+    if backend == "cpp":
+        with greenops.use_cpu_isa(isa):
+            yield "cpp", "cpu"
+    else:
+        yield "triton", DEVICE
+
+
+def weight(N, K, g, symmetric=False, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    w = torch.randn(N, K, generator=gen)
+    return (w, *quantize_ref(w, g, symmetric))
+
+
+# --- packing and quantization ----------------------------------------------------------------
+
+
+def test_every_value_in_both_nibbles_round_trips():
+    lo, hi = torch.meshgrid(torch.arange(16), torch.arange(16), indexing="ij")
+    q = torch.stack([lo.reshape(-1), hi.reshape(-1)], 1).reshape(2, 256)  # all 256 byte values
+    packed = pack_ref(q)
+    assert sorted(packed.reshape(-1).tolist()) == list(range(256))
+    ones = torch.ones(2, 256 // 32)
+    for zeros in (torch.zeros(2, 8), None):
+        got = greenops.dequantize_int4(packed, ones, zeros, 32)
+        assert torch.equal(got, q.float() - (8.0 if zeros is None else 0.0))
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize(
+    "N,K,g", [(5, 64, 32), (7, 128, 64), (3, 256, 128), (2, 512, 256), (9, 96, 96)]
+)
+def test_quantize_matches_the_contract_bit_for_bit(symmetric, dtype, N, K, g):
+    w = (torch.randn(N, K) * 3).to(dtype)
+    want = quantize_ref(w, g, symmetric)
+    for backend in ("cpp", "triton"):  # "triton" on CPU: the torch-op impl used on CUDA
+        got = greenops.quantize_int4(w, g, symmetric, backend=backend)
+        assert got[0].dtype == torch.uint8 and got[1].dtype == torch.float32
+        assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+        assert (got[2] is None) == symmetric
+        if not symmetric:
+            assert torch.equal(got[2], want[2])
+
+
+def test_exactly_representable_weights_round_trip():
+    g = 32
+    q = torch.randint(0, 16, (6, 128))
+    q[:, ::g] = 0  # every group spans 0..15, so the min/max fit finds s and z again
+    q[:, 1::g] = 15
+    s, z = 0.25, 5.0
+    w = (q.float() - z) * s
+    packed, scales, zeros = greenops.quantize_int4(w, g)
+    assert torch.equal(packed, pack_ref(q))
+    assert (scales == s).all() and (zeros == z).all()
+    assert torch.equal(greenops.dequantize_int4(packed, scales, zeros, g), w)
+
+
+def test_constant_and_zero_groups_are_exact():
+    w = torch.zeros(2, 64)
+    w[1, 32:] = -3.5
+    for symmetric in (False, True):
+        p, s, z = greenops.quantize_int4(w, 32, symmetric)
+        assert torch.equal(greenops.dequantize_int4(p, s, z, 32), w)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_nonfinite_poisons_its_group(bad):
+    w = torch.randn(3, 128)
+    w[1, 70] = bad
+    p, s, z = greenops.quantize_int4(w, 64)
+    assert torch.isnan(s[1, 1]) and torch.isnan(z[1, 1]) and not torch.isnan(s[1, 0])
+    assert (unpack_ref(p)[1, 64:] == 0).all()
+    y = greenops.int4_weight_mm(torch.randn(2, 128), p, s, z, 64)
+    assert torch.isnan(y[:, 1]).all() and torch.isfinite(y[:, [0, 2]]).all()
+
+
+SQNR_FLOOR_DB = {32: 21.0, 64: 20.0, 128: 18.0, 256: 17.5}
+
+
+@pytest.mark.parametrize("g", [32, 64, 128, 256])
+def test_sqnr_on_gaussian_weights(g):
+    w = torch.randn(256, 4096, generator=torch.Generator().manual_seed(1))
+    db = sqnr_db(w, greenops.dequantize_int4(*greenops.quantize_int4(w, g), g))
+    # Measured: g=32 22.1 dB, 64 20.9, 128 20.0, 256 19.3 (asymmetric min/max; symmetric
+    # 20.3, 19.4, 18.6, 18.0; per channel at K=4096: 17.0 and 16.0).
+    assert db >= SQNR_FLOOR_DB[g], db
+
+
+# --- int4_weight_mm --------------------------------------------------------------------------
+
+# (M, N, K, g). CPU switches at M = 16|17, bf16 at 8|9 (streaming kernel | dequantized tile +
+# GEMM); K = 96 per channel is not a multiple of 32 (the kernels' scalar tail); the Triton
+# launcher splits K for M <= 16.
+SHAPES = [
+    (0, 8, 64, 32),
+    (1, 13, 64, 32),
+    (3, 5, 128, 64),
+    (16, 33, 256, 128),
+    (33, 17, 96, 96),
+    (128, 40, 512, 256),
+    (2, 3, 0, 0),  # K = 0: the bias (or zeros)
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("M,N,K,g", SHAPES)
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_int4_weight_mm_matches_reference(impl, dtype, M, N, K, g, symmetric):
+    backend, device = impl
+    if K == 0:
+        packed = torch.empty(N, 0, dtype=torch.uint8)
+        scales, zeros = torch.empty(N, 0), (None if symmetric else torch.empty(N, 0))
+        with pytest.raises(ValueError, match="group_size"):
+            greenops.int4_weight_mm(torch.randn(M, 0), packed, scales, zeros, 0)
+        return
+    _, packed, scales, zeros = weight(N, K, g, symmetric)
+    x = torch.randn(M, K).to(dtype)
+    bias = torch.randn(N).to(dtype)
+    to = dict(device=device)
+    args = [t.to(**to) if t is not None else None for t in (packed, scales, zeros)]
+    for b in (None, bias):
+        out = greenops.int4_weight_mm(
+            x.to(**to), *args, g, None if b is None else b.to(**to), backend=backend
+        )
+        assert out.dtype == dtype and out.shape == (M, N)
+        ref = mm_ref(x, packed, scales, zeros, g, b)
+        same = mm_torch(x, packed, scales, zeros, g, b) if dtype != torch.float32 else None
+        assert_close_to_ref(out.cpu(), ref, same)
+
+
+def test_batch_dims_and_non_contiguous_x(impl):
+    backend, device = impl
+    _, packed, scales, zeros = weight(24, 128, 64)
+    x = torch.randn(2, 3, 256)[..., ::2]  # [2, 3, 128], stride 2
+    assert not x.is_contiguous()
+    out = greenops.int4_weight_mm(
+        x.to(device), packed.to(device), scales.to(device), zeros.to(device), 64, backend=backend
+    )
+    assert out.shape == (2, 3, 24)
+    assert_close_to_ref(
+        out.cpu(), mm_ref(x.reshape(6, 128), packed, scales, zeros, 64).reshape(2, 3, 24)
+    )
+
+
+def test_gradients_flow_to_x_and_bias():
+    _, packed, scales, zeros = weight(12, 64, 32)
+    x = torch.randn(5, 64, dtype=torch.float64).float().requires_grad_()
+    bias = torch.randn(12).requires_grad_()
+    out = greenops.int4_weight_mm(x, packed, scales, zeros, 32, bias)
+    gy = torch.randn_like(out)
+    out.backward(gy)
+    w = dequantize_ref(packed, scales, zeros, 32)
+    assert torch.allclose(x.grad, gy @ w, rtol=1e-5, atol=1e-5)
+    assert torch.allclose(bias.grad, gy.sum(0))
+
+
+@pytest.mark.parametrize(
+    "change, error, match",
+    [
+        ({"K": 63}, ValueError, "K must be even"),
+        ({"g": 48}, ValueError, "group_size must be 32, 64, 128, 256 or K"),
+        ({"g": 0}, ValueError, "group_size"),
+        ({"x_K": 96}, ValueError, "the activation has K=96 but packed holds K=128"),
+        ({"scales_shape": (8, 3)}, ValueError, r"scales must have shape \[8, 4\]"),
+        ({"zeros_shape": (8, 2)}, ValueError, r"zeros must have shape \[8, 4\]"),
+        ({"packed_dtype": torch.int8}, TypeError, "packed must be torch.uint8"),
+        ({"scales_dtype": torch.float16}, TypeError, "scales must be torch.float32"),
+        ({"x_dtype": torch.int32}, TypeError, "x must be"),
+        ({"bias_shape": (7,)}, ValueError, r"bias must have shape \[8\]"),
+    ],
+)
+def test_bad_input_is_rejected_clearly(impl, change, error, match):
+    backend, device = impl
+    K, g = change.get("K", 128), change.get("g", 32)
+    packed = torch.zeros(8, K // 2, dtype=change.get("packed_dtype", torch.uint8))
+    scales = torch.ones(
+        change.get("scales_shape", (8, 4)), dtype=change.get("scales_dtype", torch.float32)
+    )
+    zeros = torch.zeros(change.get("zeros_shape", (8, 4)))
+    x = torch.ones(2, change.get("x_K", K)).to(change.get("x_dtype", torch.float32))
+    bias = torch.zeros(change["bias_shape"]) if "bias_shape" in change else None
+    with pytest.raises(error, match=match):
+        greenops.int4_weight_mm(
+            *(t.to(device) for t in (x, packed, scales, zeros)),
+            g,
+            bias if bias is None else bias.to(device),
+            backend=backend,
+        )
+
+
+@pytest.mark.parametrize(
+    "w, g, match",
+    [
+        (torch.randn(4, 100), 32, "not a multiple of group_size=32"),
+        (torch.randn(4, 63), 63, "K must be even"),
+        (torch.randn(4, 128), 100, "group_size must be"),
+        (torch.randn(128), 32, "must be 2-D"),
+    ],
+)
+def test_quantize_bad_input(w, g, match):
+    with pytest.raises(ValueError, match=match):
+        greenops.quantize_int4(w, g)
+
+
+# --- torch.library integration (C++ CPU backend) ---------------------------------------------
+
+
+def _samples():
+    w, packed, scales, zeros = weight(24, 128, 32)
+    x = torch.randn(2, 3, 128)
+    return [
+        ("quantize_int4", (w, 32, False)),
+        ("quantize_int4", (w.bfloat16(), 128, True)),
+        ("dequantize_int4", (packed, scales, zeros, 32)),
+        ("dequantize_int4", (packed, scales, None, 32)),
+        ("int4_weight_mm", (x, packed, scales, zeros, 32)),
+        (
+            "int4_weight_mm",
+            (torch.randn(40, 128).requires_grad_(), packed, scales, None, 32, torch.randn(24)),
+        ),
+    ]
+
+
+def test_opcheck_cpu():
+    for op, args in _samples():
+        torch.library.opcheck(getattr(torch.ops.greenops, op).default, args)
+
+
+def test_torch_compile_fullgraph_cpu():
+    def f(x, w):
+        packed, scales, zeros = greenops.quantize_int4(w, 32)
+        y = greenops.int4_weight_mm(torch.relu(x), packed, scales, zeros, 32)
+        return y, greenops.dequantize_int4(packed, scales, zeros, 32)
+
+    x, w = torch.randn(4, 64), torch.randn(16, 64)
+    torch._dynamo.reset()
+    compiled = torch.compile(f, fullgraph=True)
+    for got, want in zip(compiled(x, w), f(x, w), strict=True):
+        assert torch.equal(got, want)
