@@ -3,7 +3,7 @@ streaming measurement for the roofline claim.
 
     pytest bench/bench_int4.py --benchmark-only          # one group per shape
     greenops bench --ops int4 --shapes llm                # the same cases as one ratio table
-    python bench/bench_int4.py --stream                   # M=1 GB/s beyond the cache
+    python bench/bench_int4.py --warm --stream            # M=1: warm ms; GB/s past the cache
 
 Shapes: M in {1, 4, 16, 64, 256} x (N, K) in {(4096, 4096), (14336, 4096), (4096, 14336)}.
 Baselines (greenops/bench/int4.py): fp32 and bf16 torch.matmul, torch's int4 CPU op
@@ -39,38 +39,78 @@ def test_int4(benchmark, shape, impl):
     benchmark.pedantic(fn, rounds=rounds, warmup_rounds=1)
 
 
+def _best(fns: dict, rounds: int) -> dict:
+    """Best of `rounds` seconds per callable, the callables taking turns each round."""
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(rounds):
+        for k, f in fns.items():
+            t = time.perf_counter()
+            f()
+            best[k] = min(best[k], time.perf_counter() - t)
+    return best
+
+
 def stream(N: int = 4096, K: int = 4096, total_mib: int = 640, rounds: int = 5) -> dict:
     """M = 1 over distinct weights totalling `total_mib` (past the cache): GB/s of packed
-    weight + scales + zeros read by int4_weight_mm, beside a float sum over the same bytes
-    (the machine's read bandwidth, measured in the same rounds)."""
+    weight + scales + zeros read by int4_weight_mm, by torch's int4 op over its own copies, and
+    by a float sum over the same bytes (the machine's read bandwidth), in the same rounds."""
     import greenops
+    from greenops.bench.int4 import _torch_int4
 
     per = N * K // 2 + 2 * 4 * N * (K // 128)
     n = max(2, total_mib * 2**20 // per)
     ws = [greenops.quantize_int4(torch.randn(N, K), 128) for _ in range(n)]
-    flat = torch.randn(n * per // 4)  # the same bytes as fp32, read by a reduction
+    tis = [_torch_int4(p, s, z, N, K, "cpu") for p, s, z in ws]
+    flat = torch.randn(n * per // 4)
     x = torch.randn(1, K)
-    best = {"int4_weight_mm": float("inf"), "read": float("inf")}
-    for _ in range(rounds):
-        t = time.perf_counter()
-        for p, s, z in ws:
-            greenops.int4_weight_mm(x, p, s, z, 128)
-        best["int4_weight_mm"] = min(best["int4_weight_mm"], time.perf_counter() - t)
-        t = time.perf_counter()
-        flat.sum()
-        best["read"] = min(best["read"], time.perf_counter() - t)
-    gbps = {k: n * per / v / 1e9 for k, v in best.items()}
-    return {"weights": n, "bytes": n * per, **{f"{k}_gbps": v for k, v in gbps.items()}}
+    xb = x.bfloat16()
+    best = _best(
+        {
+            "int4_weight_mm": lambda: [greenops.int4_weight_mm(x, *w, 128) for w in ws],
+            "torch_int4": lambda: [f(xb) for f in tis],
+            "read": lambda: flat.sum(),
+        },
+        rounds,
+    )
+    return {"weights": n, "bytes": n * per, **{k: n * per / v / 1e9 for k, v in best.items()}}
+
+
+def warm(N: int = 4096, K: int = 4096, rounds: int = 50) -> dict:
+    """M = 1 on one cache-resident weight, ours and torch's int4 op taking turns: ms per call."""
+    import greenops
+    from greenops.bench.int4 import _torch_int4
+
+    p, s, z = greenops.quantize_int4(torch.randn(N, K), 128)
+    ti = _torch_int4(p, s, z, N, K, "cpu")
+    x = torch.randn(1, K)
+    xb = x.bfloat16()
+    best = _best(
+        {
+            "int4_weight_mm": lambda: greenops.int4_weight_mm(x, p, s, z, 128),
+            "int4_weight_mm_bf16": lambda: greenops.int4_weight_mm(xb, p, s, z, 128),
+            "torch_int4": lambda: ti(xb),
+        },
+        rounds,
+    )
+    return {k: v * 1e3 for k, v in best.items()}
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("--stream", action="store_true")
+    ap.add_argument("--stream", action="store_true", help="M=1 over weights past the cache")
+    ap.add_argument("--warm", action="store_true", help="M=1 on one cache-resident weight")
     args = ap.parse_args()
+    if args.warm:
+        r = warm()
+        print(
+            "M=1 4096x4096 g128, warm: "
+            + ", ".join(f"{k} {v:.3f} ms" for k, v in r.items())
+            + f" -> ours (bf16 x) {r['torch_int4'] / r['int4_weight_mm_bf16']:.2f}x torch int4"
+        )
     if args.stream:
         r = stream()
         print(
-            f"M=1 4096x4096 g128 over {r['weights']} weights ({r['bytes'] >> 20} MiB): "
-            f"int4_weight_mm {r['int4_weight_mm_gbps']:.1f} GB/s, plain read "
-            f"{r['read_gbps']:.1f} GB/s -> {r['int4_weight_mm_gbps'] / r['read_gbps']:.0%}"
+            f"M=1 4096x4096 g128 over {r['weights']} weights ({r['bytes'] >> 20} MiB), GB/s: "
+            f"int4_weight_mm {r['int4_weight_mm']:.1f}, torch int4 {r['torch_int4']:.1f}, "
+            f"plain read {r['read']:.1f} -> ours at {r['int4_weight_mm'] / r['read']:.0%} of read"
         )
