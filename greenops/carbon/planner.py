@@ -103,7 +103,7 @@ class Plan:
 
         out = {"uncapped": run("uncapped", lambda i: c.fastest_w)}
         statics = [run(f"static {w:g} W", lambda i, w=w: w) for w in c.limits_w]
-        meeting = [o for o in statics if o.completion is not None and o.completion <= self.deadline]
+        meeting = [o for o in statics if o.completion <= self.deadline]
         out["best static"] = min(meeting, key=lambda o: o.carbon_g)
         span = sum((b - a).total_seconds() for a, b, _ in ivs)
         policy = reactive or Reactive(
