@@ -21,6 +21,16 @@ TORCH_LIBRARY(greenops, m) {
   m.def(
       "int4_weight_mm(Tensor x, Tensor packed, Tensor scales, Tensor? zeros, int group_size, "
       "Tensor? bias=None) -> Tensor");
+  // block-sparse (BSR weight [N, K] x dense; format: docs/kernels.md). bsr_mm's t_crow/t_blocks
+  // (the transpose's metadata) are for its backward only; bsr_mm_t is dY @ W through them and
+  // bsr_sddmm the gradient of the values (dY^T @ X sampled at the nonzero blocks).
+  m.def(
+      "bsr_mm(Tensor x, Tensor values, Tensor crow_indices, Tensor col_indices, Tensor? bias=None, "
+      "Tensor? t_crow=None, Tensor? t_blocks=None) -> Tensor");
+  m.def("bsr_mm_t(Tensor dy, Tensor values, Tensor t_crow, Tensor t_blocks) -> Tensor");
+  m.def(
+      "bsr_sddmm(Tensor dy, Tensor x, Tensor crow_indices, Tensor col_indices, int bn, int bk) -> "
+      "Tensor");
 }
 
 #ifndef GREENOPS_VERSION

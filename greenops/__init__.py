@@ -16,13 +16,16 @@ from .ops import (
     use_backend,
     use_cpu_isa,
 )
+from .sparse import BlockSparseWeight, bsr_mm
 from .version import __version__
 
 __all__ = [
     "BACKENDS",
     "BackendError",
+    "BlockSparseWeight",
     "ExtensionError",
     "__version__",
+    "bsr_mm",
     "current_backend",
     "dequantize_int4",
     "info",

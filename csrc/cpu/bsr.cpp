@@ -1,0 +1,200 @@
+// CPU impls of the block-sparse ops: checks, dtype handling (fp16/bf16 computed in fp32), the
+// split of work over threads balanced by nonzeros, and the choice of kernel (bsr_*.cpp).
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "bsr_checks.h"
+#include "bsr_kernels.h"
+#include "cpu_features.h"
+#include "op_utils.h"
+
+namespace greenops {
+namespace {
+
+namespace kb = cpu::bsr;
+
+bool avx512() {
+#if defined(__x86_64__)
+  return cpu::active_isa() == cpu::Isa::Avx512Vnni;
+#else
+  return false;
+#endif
+}
+
+// Splits items [0, n) (block rows or columns) into chunks of about equal nonzeros (ptr: the
+// items' CSR pointer) and runs f(begin, end) on each, in parallel.
+template <class F>
+void parallel_balanced(const int64_t* ptr, int64_t n, int64_t work_per_nnz, const F& f) {
+  if (n == 0) return;
+  const int64_t nnz = ptr[n];
+  const int64_t chunks = std::min<int64_t>(n, std::max<int64_t>(1, at::get_num_threads() * 4));
+  std::vector<int64_t> bounds{0};
+  for (int64_t t = 1; t < chunks; ++t) {
+    const int64_t target = nnz * t / chunks;
+    const int64_t i = std::upper_bound(ptr, ptr + n + 1, target) - ptr - 1;
+    if (i > bounds.back()) bounds.push_back(i);
+  }
+  bounds.push_back(n);
+  const int64_t parts = int64_t(bounds.size()) - 1;
+  const int64_t grain = work_per_nnz * std::max<int64_t>(1, nnz / std::max<int64_t>(parts, 1)) > (1 << 15) ? 1 : parts;
+  at::parallel_for(0, parts, grain, [&](int64_t b, int64_t e) {
+    for (int64_t p = b; p < e; ++p) f(bounds[p], bounds[p + 1]);
+  });
+}
+
+void check_floats(const char* op, const at::Tensor& a, const char* an, const at::Tensor& b, const char* bn) {
+  check_dtype(op, an, a, {at::kFloat, at::kHalf, at::kBFloat16, at::kDouble});
+  TORCH_CHECK_TYPE(a.scalar_type() == b.scalar_type(), "greenops.", op, ": ", an, " and ", bn,
+                   " must have one dtype, got ", dtype_name(a.scalar_type()), " and ",
+                   dtype_name(b.scalar_type()));
+}
+
+// float64 (gradcheck, references): composite ATen ops over the gathered blocks, in double.
+at::Tensor block_rows(const at::Tensor& crow, int64_t nnz) {
+  return at::repeat_interleave(at::arange(crow.numel() - 1, crow.options()), crow.diff(), 0, nnz);
+}
+
+at::Tensor bsr_mm_f64(const at::Tensor& x2, const at::Tensor& values, const at::Tensor& crow,
+                      const at::Tensor& col, int64_t R) {
+  const int64_t M = x2.size(0), K = x2.size(1), nnz = values.size(0), bn = values.size(1), bk = values.size(2);
+  at::Tensor out = at::zeros({M, R, bn}, x2.options());
+  if (nnz && M) {
+    const at::Tensor xb = x2.view({M, K / bk, bk}).index_select(1, col);  // [M, nnz, bk]
+    out.index_add_(1, block_rows(crow, nnz), at::einsum("mzk,znk->mzn", {xb, values}));
+  }
+  return out.view({M, R * bn});
+}
+
+at::Tensor bsr_mm_cpu(const at::Tensor& x, const at::Tensor& values, const at::Tensor& crow,
+                      const at::Tensor& col, const std::optional<at::Tensor>& bias,
+                      const std::optional<at::Tensor>& t_crow, const std::optional<at::Tensor>& t_blocks) {
+  const char* op = "bsr_mm";
+  check_floats(op, x, "x", values, "values");
+  TORCH_CHECK_VALUE(x.dim() >= 1, "greenops.bsr_mm: x must have at least 1 dim [..., K]");
+  const at::Tensor no_tensor;
+  check_same_device(op, {{"x", &x}, {"values", &values}, {"crow_indices", &crow}, {"col_indices", &col},
+                         {"bias", bias ? &*bias : &no_tensor}});
+  const int64_t K = x.size(-1);
+  const int64_t R = check_bsr(op, values, crow, col, K);
+  const int64_t bn = values.size(1), bk = values.size(2), N = R * bn;
+  if (bias.has_value()) {
+    check_dtype(op, "bias", *bias, {at::kFloat, at::kHalf, at::kBFloat16, at::kDouble});
+    check_shape(op, "bias", *bias, {N}, "one value per output channel");
+  }
+  (void)t_crow;  // transposed metadata: used by the backward only
+  (void)t_blocks;
+  if (x.scalar_type() == at::kDouble) {
+    at::Tensor out = bsr_mm_f64(x.reshape({rows_of(x), K}), values, crow, col, R);
+    if (bias.has_value()) out = out + bias->to(at::kDouble);
+    return out.view(out_shape(x, N));
+  }
+  const at::Tensor x2 = x.reshape({rows_of(x), K}).to(at::kFloat).contiguous();
+  const int64_t M = x2.size(0);
+  at::Tensor out = at::empty({M, N}, x.options().dtype(at::kFloat));
+  if (M == 0 || N == 0) return out.to(x.scalar_type()).view(out_shape(x, N));
+  // Each block transposed to [bk, bn], so that the kernel's vector lanes run along bn.
+  const at::Tensor vt = values.to(at::kFloat).transpose(1, 2).contiguous();
+  const at::Tensor b = bias.has_value() ? bias->to(at::kFloat).contiguous() : at::Tensor();
+  const at::Tensor cr = crow.contiguous(), cc = col.contiguous();
+  const kb::ForwardArgs args{x2.data_ptr<float>(), vt.data_ptr<float>(), cr.data_ptr<int64_t>(),
+                             cc.data_ptr<int64_t>(), b.defined() ? b.data_ptr<float>() : nullptr,
+                             out.data_ptr<float>(), {M, N, K, bn, bk}};
+  const auto fwd = avx512() ? kb::forward_avx512 : kb::forward_scalar;
+  parallel_balanced(cr.data_ptr<int64_t>(), R, M * bn * bk, [&](int64_t r0, int64_t r1) { fwd(args, r0, r1); });
+  return out.to(x.scalar_type()).view(out_shape(x, N));
+}
+
+at::Tensor bsr_mm_t_cpu(const at::Tensor& dy, const at::Tensor& values, const at::Tensor& t_crow,
+                        const at::Tensor& t_blocks) {
+  const char* op = "bsr_mm_t";
+  check_floats(op, dy, "dy", values, "values");
+  TORCH_CHECK_VALUE(dy.dim() == 2, "greenops.bsr_mm_t: dy must be 2-D [M, N], got shape ", dy.sizes());
+  TORCH_CHECK_VALUE(values.dim() == 3, "greenops.bsr_mm_t: values must be 3-D [nnz, bn, bk]");
+  const int64_t nnz = values.size(0), bn = values.size(1), bk = values.size(2);
+  check_dtype(op, "t_crow", t_crow, {at::kLong});
+  check_dtype(op, "t_blocks", t_blocks, {at::kLong});
+  check_shape(op, "t_blocks", t_blocks, {2, nnz}, "block index and block row per block, in column order");
+  TORCH_CHECK_VALUE(t_crow.dim() == 1 && t_crow.numel() >= 1, "greenops.bsr_mm_t: t_crow must be 1-D");
+  const int64_t C = t_crow.numel() - 1, K = C * bk, M = dy.size(0), N = dy.size(1);
+  TORCH_CHECK_VALUE(N % bn == 0, "greenops.bsr_mm_t: dy's N=", N, " is not a multiple of bn=", bn);
+  // The same bounds as the forward's, on the transposed metadata.
+  const at::Tensor tb = t_blocks.contiguous();
+  const at::Tensor tc = t_crow.contiguous();
+  const int64_t* tcp = tc.data_ptr<int64_t>();
+  TORCH_CHECK_VALUE(tcp[0] == 0 && tcp[C] == nnz, "greenops.bsr_mm_t: t_crow must run from 0 to nnz");
+  for (int64_t c = 0; c < C; ++c) TORCH_CHECK_VALUE(tcp[c] <= tcp[c + 1], "greenops.bsr_mm_t: t_crow must not decrease");
+  const int64_t* blk = tb.data_ptr<int64_t>();
+  const int64_t* row = blk + nnz;
+  for (int64_t j = 0; j < nnz; ++j) {
+    TORCH_CHECK_VALUE(blk[j] >= 0 && blk[j] < nnz && row[j] >= 0 && row[j] < N / bn,
+                      "greenops.bsr_mm_t: t_blocks entry ", j, " is out of range");
+  }
+  if (dy.scalar_type() == at::kDouble) {
+    at::Tensor dx = at::zeros({M, C, bk}, dy.options());
+    if (nnz && M) {
+      const at::Tensor dyb = dy.view({M, N / bn, bn}).index_select(1, tb[1]);  // [M, nnz, bn]
+      dx.index_add_(1, block_rows(tc, nnz), at::einsum("mzn,znk->mzk", {dyb, values.index_select(0, tb[0])}));
+    }
+    return dx.view({M, K});
+  }
+  const at::Tensor d = dy.to(at::kFloat).contiguous();
+  const at::Tensor v = values.to(at::kFloat).contiguous();
+  at::Tensor dx = at::empty({M, K}, dy.options().dtype(at::kFloat));
+  if (M > 0 && K > 0) {
+    const kb::BackwardXArgs args{d.data_ptr<float>(), v.data_ptr<float>(), tcp, blk, row, dx.data_ptr<float>(),
+                                 {M, N, K, bn, bk}};
+    const auto bwd = avx512() ? kb::backward_x_avx512 : kb::backward_x_scalar;
+    parallel_balanced(tcp, C, M * bn * bk, [&](int64_t c0, int64_t c1) { bwd(args, c0, c1); });
+  }
+  return dx.to(dy.scalar_type());
+}
+
+at::Tensor bsr_sddmm_cpu(const at::Tensor& dy, const at::Tensor& x, const at::Tensor& crow,
+                         const at::Tensor& col, int64_t bn, int64_t bk) {
+  const char* op = "bsr_sddmm";
+  check_floats(op, dy, "dy", x, "x");
+  TORCH_CHECK_VALUE(dy.dim() == 2 && x.dim() == 2 && dy.size(0) == x.size(0), "greenops.bsr_sddmm: dy [M, N] and x [M, K] must be 2-D with one M, got ",
+                    dy.sizes(), " and ", x.sizes());
+  TORCH_CHECK_VALUE(is_block_size(bn) && is_block_size(bk), "greenops.bsr_sddmm: blocks must be 16, 32, 64 or 128");
+  const int64_t nnz = col.numel(), M = x.size(0), K = x.size(1), N = dy.size(1);
+  const at::Tensor shape_only = at::empty({nnz, bn, bk}, x.options().device(at::kMeta));
+  const int64_t R = check_bsr(op, shape_only, crow, col, K);
+  TORCH_CHECK_VALUE(R * bn == N, "greenops.bsr_sddmm: dy has N=", N, " but the pattern has ", R, " block rows of ", bn);
+  // Block row of every block, from crow.
+  at::Tensor rows = at::empty({nnz}, crow.options());
+  const at::Tensor cr = crow.contiguous(), cc = col.contiguous();
+  const int64_t* cp = cr.data_ptr<int64_t>();
+  int64_t* rp = rows.data_ptr<int64_t>();
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t b = cp[r]; b < cp[r + 1]; ++b) rp[b] = r;
+  if (x.scalar_type() == at::kDouble) {
+    const at::Tensor dyb = dy.contiguous().view({M, N / bn, bn}).index_select(1, rows);
+    const at::Tensor xb = x.contiguous().view({M, K / bk, bk}).index_select(1, cc);
+    return at::einsum("mzn,mzk->znk", {dyb, xb});
+  }
+  const at::Tensor dyt = dy.to(at::kFloat).t().contiguous();  // [N, M]: rows of the kernel's A
+  const at::Tensor xf = x.to(at::kFloat).contiguous();
+  at::Tensor dv = at::empty({nnz, bn, bk}, x.options().dtype(at::kFloat));
+  if (nnz > 0) {
+    const kb::SddmmArgs args{dyt.data_ptr<float>(), xf.data_ptr<float>(), rp, cc.data_ptr<int64_t>(),
+                             dv.data_ptr<float>(), {M, N, K, bn, bk}};
+    const auto sd = avx512() ? kb::sddmm_avx512 : kb::sddmm_scalar;
+    at::parallel_for(0, nnz, std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, M * bn * bk)),
+                     [&](int64_t b0, int64_t b1) { sd(args, b0, b1); });
+  }
+  return dv.to(x.scalar_type());
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(greenops, CPU, m) {
+  m.impl("bsr_mm", &bsr_mm_cpu);
+  m.impl("bsr_mm_t", &bsr_mm_t_cpu);
+  m.impl("bsr_sddmm", &bsr_sddmm_cpu);
+}
+
+}  // namespace greenops

@@ -1,0 +1,16 @@
+// Portable instantiation of the block-sparse kernels (bsr_tile.h).
+#include "bsr_kernels.h"
+
+namespace greenops::cpu::bsr {
+namespace {
+#include "bsr_tile.h"
+}  // namespace
+
+void forward_scalar(const ForwardArgs& a, int64_t r_begin, int64_t r_end) { forward_impl(a, r_begin, r_end); }
+void backward_x_scalar(const BackwardXArgs& a, int64_t c_begin, int64_t c_end) {
+  backward_x_impl(a, c_begin, c_end);
+}
+void sddmm_scalar(const SddmmArgs& a, int64_t b_begin, int64_t b_end) { sddmm_impl(a, b_begin, b_end); }
+
+}  // namespace greenops::cpu::bsr
+

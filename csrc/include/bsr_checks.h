@@ -1,0 +1,46 @@
+// Argument checks of the block-sparse ops (C++ impls). They include the bounds of every index
+// (O(nnz), always on: an index out of range would read out of bounds); sortedness and
+// uniqueness of col_indices are checked on the Python side (BlockSparseWeight, bsr_mm's
+// `validate`). Python twins: greenops/ops/bsr.py.
+#pragma once
+#include <ATen/ATen.h>
+
+#include "checks.h"
+
+namespace greenops {
+
+inline bool is_block_size(int64_t b) { return b == 16 || b == 32 || b == 64 || b == 128; }
+
+// values [nnz, bn, bk]; crow [R + 1], col [nnz] int64 (in range, crow monotone from 0 to nnz).
+// Returns R (block rows). K (columns of W) must be a multiple of bk; col < K / bk.
+inline int64_t check_bsr(const char* op, const at::Tensor& values, const at::Tensor& crow,
+                         const at::Tensor& col, int64_t K) {
+  TORCH_CHECK_VALUE(values.dim() == 3, "greenops.", op, ": values must be 3-D [nnz, bn, bk], got shape ",
+                    values.sizes());
+  const int64_t nnz = values.size(0), bn = values.size(1), bk = values.size(2);
+  TORCH_CHECK_VALUE(is_block_size(bn) && is_block_size(bk), "greenops.", op,
+                    ": blocks must be 16, 32, 64 or 128 on each side, got (", bn, ", ", bk, ")");
+  check_dtype(op, "crow_indices", crow, {at::kLong});
+  check_dtype(op, "col_indices", col, {at::kLong});
+  TORCH_CHECK_VALUE(crow.dim() == 1 && crow.numel() >= 1, "greenops.", op,
+                    ": crow_indices must be 1-D [N/bn + 1], got shape ", crow.sizes());
+  check_shape(op, "col_indices", col, {nnz}, "one block column per block of values");
+  TORCH_CHECK_VALUE(K % bk == 0, "greenops.", op, ": K=", K, " is not a multiple of the block's bk=", bk);
+  const int64_t R = crow.numel() - 1, C = K / bk;
+  const at::Tensor cr = crow.cpu().contiguous(), cc = col.cpu().contiguous();
+  const int64_t* p = cr.data_ptr<int64_t>();
+  TORCH_CHECK_VALUE(p[0] == 0 && p[R] == nnz, "greenops.", op, ": crow_indices must run from 0 to nnz=",
+                    nnz, ", got ", p[0], " .. ", p[R]);
+  for (int64_t r = 0; r < R; ++r) {
+    TORCH_CHECK_VALUE(p[r] <= p[r + 1], "greenops.", op, ": crow_indices must not decrease (row ", r,
+                      ": ", p[r], " > ", p[r + 1], ")");
+  }
+  const int64_t* c = cc.data_ptr<int64_t>();
+  for (int64_t b = 0; b < nnz; ++b) {
+    TORCH_CHECK_VALUE(c[b] >= 0 && c[b] < C, "greenops.", op, ": col_indices[", b, "] = ", c[b],
+                      " is out of range for K/bk = ", C, " block columns");
+  }
+  return R;
+}
+
+}  // namespace greenops

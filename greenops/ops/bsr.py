@@ -1,0 +1,187 @@
+"""Block-sparse ops: bsr_mm (x @ W.T + bias, W in BSR blocks), and its backward pieces
+bsr_mm_t (dY @ W through the transpose's metadata) and bsr_sddmm (dValues = dY^T @ X sampled
+at the nonzero blocks).
+
+Schemas: csrc/registration.cpp. CPU impls: csrc/cpu/bsr.cpp. CUDA impls: torch ops over the
+blocks below (gathered per block, never a dense W) until the Triton kernels exist.
+Format and numerics: docs/kernels.md; the weight class: greenops/sparse.py.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import _backend
+from ._checks import FLOAT_DTYPES, check, check_dtype, check_same_device, check_shape
+
+OPS = ("bsr_mm", "bsr_mm_t", "bsr_sddmm")
+BLOCK_SIZES = (16, 32, 64, 128)
+
+
+# --- checks: shapes and dtypes (mirror csrc/include/bsr_checks.h; the C++ side also bounds
+# every index, and greenops.sparse validates sortedness) ----------------------------------------
+
+
+def _check_bsr(op, values, crow, col, K) -> int:
+    check(
+        values.dim() == 3, op, f"values must be 3-D [nnz, bn, bk], got shape {list(values.shape)}"
+    )
+    nnz, bn, bk = values.shape
+    check(
+        bn in BLOCK_SIZES and bk in BLOCK_SIZES,
+        op,
+        f"blocks must be 16, 32, 64 or 128 on each side, got ({bn}, {bk})",
+    )
+    check_dtype(op, "crow_indices", crow, (torch.int64,))
+    check_dtype(op, "col_indices", col, (torch.int64,))
+    check(
+        crow.dim() == 1 and crow.numel() >= 1,
+        op,
+        f"crow_indices must be 1-D [N/bn + 1], got shape {list(crow.shape)}",
+    )
+    check_shape(op, "col_indices", col, [nnz], "one block column per block of values")
+    check(K % bk == 0, op, f"K={K} is not a multiple of the block's bk={bk}")
+    return crow.numel() - 1
+
+
+def _check_floats(op, a, an, b, bn_):
+    check_dtype(op, an, a, (*FLOAT_DTYPES, torch.float64))  # float64: CPU, for gradcheck
+    if a.dtype != b.dtype:
+        raise TypeError(
+            f"greenops.{op}: {an} and {bn_} must have one dtype, got {a.dtype} and {b.dtype}"
+        )
+
+
+def _check_mm(x, values, crow, col, bias) -> int:
+    op = "bsr_mm"
+    _check_floats(op, x, "x", values, "values")
+    check(x.dim() >= 1, op, "x must have at least 1 dim [..., K]")
+    check_same_device(op, x=x, values=values, crow_indices=crow, col_indices=col, bias=bias)
+    R = _check_bsr(op, values, crow, col, x.shape[-1])
+    N = R * values.shape[1]
+    if bias is not None:
+        check_dtype(op, "bias", bias, (*FLOAT_DTYPES, torch.float64))
+        check_shape(op, "bias", bias, [N], "one value per output channel")
+    return N
+
+
+# --- fake impls -------------------------------------------------------------------------------
+
+
+def _mm_fake(x, values, crow, col, bias=None, t_crow=None, t_blocks=None):
+    N = _check_mm(x, values, crow, col, bias)
+    return x.new_empty((*x.shape[:-1], N))
+
+
+def _mm_t_fake(dy, values, t_crow, t_blocks):
+    _check_floats("bsr_mm_t", dy, "dy", values, "values")
+    return dy.new_empty((dy.shape[0], (t_crow.shape[0] - 1) * values.shape[2]))
+
+
+def _sddmm_fake(dy, x, crow, col, bn, bk):
+    _check_floats("bsr_sddmm", dy, "dy", x, "x")
+    return x.new_empty((col.shape[0], bn, bk))
+
+
+# --- CUDA impls: torch ops over gathered blocks (fp32 accumulation) ---------------------------
+
+
+def block_rows(crow: torch.Tensor, nnz: int) -> torch.Tensor:
+    """The block row of every block, from crow_indices."""
+    counts = crow[1:] - crow[:-1]
+    return torch.repeat_interleave(
+        torch.arange(crow.numel() - 1, device=crow.device), counts, output_size=nnz
+    )
+
+
+def transpose_metadata(crow: torch.Tensor, col: torch.Tensor, num_col_blocks: int):
+    """(t_crow [K/bk + 1], t_blocks [2, nnz]: block index and block row, in column order)."""
+    nnz = col.numel()
+    rows = block_rows(crow, nnz)
+    order = torch.argsort(col * max(crow.numel() - 1, 1) + rows, stable=True)
+    counts = torch.bincount(col, minlength=num_col_blocks)
+    t_crow = torch.zeros(num_col_blocks + 1, dtype=torch.int64, device=col.device)
+    t_crow[1:] = torch.cumsum(counts, 0)
+    return t_crow, torch.stack([order, rows[order]])
+
+
+def bsr_mm_torch(x, values, crow, col, bias=None, t_crow=None, t_blocks=None):
+    N = _check_mm(x, values, crow, col, bias)
+    nnz, bn, bk = values.shape
+    K = x.shape[-1]
+    x2 = x.reshape(math.prod(x.shape[:-1]), K).float()
+    M = x2.shape[0]
+    out = torch.zeros(M, N // bn if bn else 0, bn, device=x.device)
+    if nnz and M:
+        xb = x2.view(M, K // bk, bk)[:, col]  # [M, nnz, bk]
+        prod = torch.einsum("mzk,znk->mzn", xb, values.float())
+        out.index_add_(1, block_rows(crow, nnz), prod)
+    out = out.reshape(M, N)
+    if bias is not None:
+        out += bias.float()
+    return out.to(x.dtype).view(*x.shape[:-1], N)
+
+
+def bsr_mm_t_torch(dy, values, t_crow, t_blocks):
+    nnz, bn, bk = values.shape
+    M, N = dy.shape
+    C = t_crow.numel() - 1
+    dx = torch.zeros(M, C, bk, device=dy.device)
+    if nnz and M:
+        blk, row = t_blocks[0], t_blocks[1]
+        dyb = dy.float().view(M, N // bn, bn)[:, row]  # [M, nnz, bn]
+        prod = torch.einsum("mzn,znk->mzk", dyb, values.float()[blk])
+        dx.index_add_(1, block_rows(t_crow, nnz), prod)
+    return dx.reshape(M, C * bk).to(dy.dtype)
+
+
+def bsr_sddmm_torch(dy, x, crow, col, bn, bk):
+    nnz = col.numel()
+    M, N = dy.shape
+    K = x.shape[1]
+    dyb = dy.float().view(M, N // bn, bn)[:, block_rows(crow, nnz)]  # [M, nnz, bn]
+    xb = x.float().view(M, K // bk, bk)[:, col]
+    return torch.einsum("mzn,mzk->znk", dyb, xb).to(x.dtype)
+
+
+TORCH_IMPLS = {"bsr_mm": bsr_mm_torch, "bsr_mm_t": bsr_mm_t_torch, "bsr_sddmm": bsr_sddmm_torch}
+
+
+# --- autograd: bsr_mm is differentiable in x, values and bias ---------------------------------
+
+
+def _mm_setup(ctx, inputs, output):
+    x, values, crow, col, bias, t_crow, t_blocks = inputs
+    ctx.save_for_backward(x, values, crow, col, t_crow, t_blocks)
+    ctx.bias_dtype = None if bias is None else bias.dtype
+
+
+def _mm_backward(ctx, grad):
+    x, values, crow, col, t_crow, t_blocks = ctx.saved_tensors
+    nnz, bn, bk = values.shape
+    K = x.shape[-1]
+    g2 = grad.reshape(-1, grad.shape[-1])
+    grad_x = grad_v = grad_b = None
+    if ctx.needs_input_grad[0]:
+        if t_crow is None or t_blocks is None:
+            t_crow, t_blocks = transpose_metadata(crow, col, K // bk)
+        grad_x = torch.ops.greenops.bsr_mm_t(g2.to(values.dtype), values, t_crow, t_blocks)
+        grad_x = grad_x.to(x.dtype).view(x.shape)
+    if ctx.needs_input_grad[1]:
+        x2 = x.reshape(-1, K)
+        grad_v = torch.ops.greenops.bsr_sddmm(g2.to(x.dtype), x2, crow, col, bn, bk)
+    if ctx.bias_dtype is not None and ctx.needs_input_grad[4]:
+        grad_b = g2.float().sum(0).to(ctx.bias_dtype)
+    return grad_x, grad_v, None, None, grad_b, None, None
+
+
+def register() -> None:
+    torch.library.register_fake("greenops::bsr_mm")(_mm_fake)
+    torch.library.register_fake("greenops::bsr_mm_t")(_mm_t_fake)
+    torch.library.register_fake("greenops::bsr_sddmm")(_sddmm_fake)
+    for op, fn in TORCH_IMPLS.items():
+        torch.library.register_kernel(f"greenops::{op}", "cuda", fn)
+        _backend.register_cuda(op, ("torch",), auto="torch")
+    torch.library.register_autograd("greenops::bsr_mm", _mm_backward, setup_context=_mm_setup)

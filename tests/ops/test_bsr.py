@@ -1,0 +1,183 @@
+"""Block-sparse matmul and its gradients against the masked dense reference in fp64, on the
+C++ CPU kernels (each ISA path) and the torch-op impl used on CUDA."""
+
+import pytest
+import torch
+from numerics import assert_close_to_ref, cpu_isas
+
+import greenops
+from greenops.ops import bsr as B
+from greenops.sparse import BlockSparseWeight, bsr_mm
+
+BLOCKS = [(16, 16), (32, 32), (64, 64), (128, 128), (16, 64), (64, 16), (32, 128)]
+
+
+def dense_mask_weight(N, K, block, density, dtype=torch.float32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    bn, bk = block
+    mask = torch.rand(N // bn, K // bk, generator=g) < density
+    w = torch.randn(N, K, generator=g)
+    w = w * mask.repeat_interleave(bn, 0).repeat_interleave(bk, 1)
+    sw = BlockSparseWeight.from_dense(w.to(dtype), block, mask=mask)
+    return sw, w.to(dtype)
+
+
+@pytest.fixture(params=[f"cpp-{i}" for i in cpu_isas()] + ["torch"])
+def impl(request):
+    """cpp on each ISA path; "torch": the torch-op impl registered for CUDA, called on CPU."""
+    if request.param == "torch":
+        yield "torch"
+    else:
+        with greenops.use_cpu_isa(request.param[4:]):
+            yield "cpp"
+
+
+def forward(impl, x, sw, bias=None):
+    if impl == "torch":
+        return B.bsr_mm_torch(x, sw.values, sw.crow_indices, sw.col_indices, bias)
+    return bsr_mm(x, sw, bias)
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=str)
+@pytest.mark.parametrize("density", [0.0, 0.3, 1.0])
+@pytest.mark.parametrize("M", [0, 1, 7, 33])
+def test_forward_matches_masked_dense(impl, block, density, M):
+    bn, bk = block
+    sw, w = dense_mask_weight(2 * bn, 3 * bk, block, density)
+    x = torch.randn(M, 3 * bk)
+    bias = torch.randn(2 * bn)
+    for b in (None, bias):
+        out = forward(impl, x, sw, b)
+        ref = x.double() @ w.double().T + (0 if b is None else b.double())
+        assert out.shape == (M, 2 * bn)
+        assert_close_to_ref(out, ref)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_low_precision(impl, dtype):
+    sw, w = dense_mask_weight(64, 128, (32, 32), 0.5, dtype)
+    x = torch.randn(9, 128).to(dtype)
+    out = forward(impl, x, sw)
+    assert out.dtype == dtype
+    ref = x.double() @ w.double().T
+    assert_close_to_ref(out, ref, (x @ w.T))
+
+
+def test_empty_rows_all_zero_weight_batch_dims_and_strides(impl):
+    sw, w = dense_mask_weight(96, 64, (32, 32), 0.5, seed=3)
+    mask = torch.tensor([[True, False], [False, False], [False, True]])  # block row 1 empty
+    sw = BlockSparseWeight.from_dense(w, (32, 32), mask=mask)
+    assert sw.crow_indices.tolist() == [0, 1, 1, 2]
+    x = torch.randn(2, 3, 128)[..., ::2]  # [2, 3, 64], non-contiguous
+    out = forward(impl, x, sw)
+    ref = x.double() @ sw.to_dense().double().T
+    assert out.shape == (2, 3, 96) and (out[..., 32:64] == 0).all()
+    assert_close_to_ref(out, ref)
+    zero = BlockSparseWeight.from_dense(torch.zeros(64, 64), (32, 32))
+    assert zero.nnz_blocks == 0
+    assert (forward(impl, torch.randn(4, 64), zero) == 0).all()
+
+
+@pytest.mark.parametrize("block", [(16, 32), (32, 32), (64, 16)], ids=str)
+def test_gradients_against_dense(block):
+    bn, bk = block
+    sw, w = dense_mask_weight(3 * bn, 4 * bk, block, 0.5, seed=1)
+    sw.values.requires_grad_()
+    x = torch.randn(2, 5, 4 * bk, requires_grad=True)
+    bias = torch.randn(3 * bn, requires_grad=True)
+    out = bsr_mm(x, sw, bias)
+    g = torch.randn_like(out)
+    out.backward(g)
+    g2, x2 = g.reshape(-1, 3 * bn).double(), x.detach().reshape(-1, 4 * bk).double()
+    assert_close_to_ref(x.grad, (g2 @ sw.to_dense().detach().double()).view(x.shape))
+    dw = (g2.T @ x2).view(3, bn, 4, bk).transpose(1, 2)  # [R, C, bn, bk]
+    rows = torch.repeat_interleave(torch.arange(3), sw.crow_indices.diff())
+    assert_close_to_ref(sw.values.grad, dw[rows, sw.col_indices])
+    assert torch.allclose(bias.grad, g2.sum(0).float(), rtol=1e-5, atol=1e-5)
+
+
+def test_gradcheck_float64():
+    """The registered op (C++ CPU impl, float64 path) and its backward (bsr_mm_t, bsr_sddmm)."""
+    sw, _ = dense_mask_weight(32, 64, (16, 16), 0.5, seed=2)
+    v = sw.values.double().requires_grad_()
+    x = torch.randn(3, 64, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(32, dtype=torch.float64, requires_grad=True)
+    t_crow, t_blocks = sw.transpose
+
+    def f(x, v, b):
+        return torch.ops.greenops.bsr_mm(x, v, sw.crow_indices, sw.col_indices, b, t_crow, t_blocks)
+
+    assert torch.autograd.gradcheck(f, (x, v, b))
+    # and the fp32 kernels' backward pieces agree with the float64 ones
+    g = torch.randn(3, 32, dtype=torch.float64)
+    gx = torch.ops.greenops.bsr_mm_t(g, v.detach(), t_crow, t_blocks)
+    gv = torch.ops.greenops.bsr_sddmm(g, x.detach(), sw.crow_indices, sw.col_indices, 16, 16)
+    assert torch.allclose(
+        torch.ops.greenops.bsr_mm_t(g.float(), v.detach().float(), t_crow, t_blocks).double(),
+        gx,
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    assert torch.allclose(
+        torch.ops.greenops.bsr_sddmm(
+            g.float(), x.detach().float(), sw.crow_indices, sw.col_indices, 16, 16
+        ).double(),
+        gv,
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+
+@pytest.mark.parametrize(
+    "mutate, error, match",
+    [
+        (lambda w: setattr(w, "col_indices", torch.tensor([5, 0])), ValueError, "out of range"),
+        (
+            lambda w: setattr(w, "crow_indices", torch.tensor([0, 2, 1])),
+            ValueError,
+            "must not decrease|run from 0",
+        ),
+        (lambda w: setattr(w, "col_indices", w.col_indices.int()), TypeError, "torch.int64"),
+    ],
+)
+def test_the_kernel_bounds_every_index_even_unvalidated(mutate, error, match):
+    sw = BlockSparseWeight.from_dense(
+        torch.randn(64, 64), (32, 32), mask=torch.tensor([[True, True], [False, False]])
+    )
+    mutate(sw)
+    with pytest.raises(error, match=match):
+        torch.ops.greenops.bsr_mm(torch.randn(2, 64), sw.values, sw.crow_indices, sw.col_indices)
+
+
+def test_bad_input():
+    sw = BlockSparseWeight.from_dense(torch.randn(64, 64), (32, 32))
+    with pytest.raises(ValueError, match="not a multiple of the block's bk=32"):
+        torch.ops.greenops.bsr_mm(torch.randn(2, 48), sw.values, sw.crow_indices, sw.col_indices)
+    with pytest.raises(TypeError, match="one dtype"):
+        bsr_mm(torch.randn(2, 64).half(), sw)
+    with pytest.raises(ValueError, match=r"bias must have shape \[64\]"):
+        bsr_mm(torch.randn(2, 64), sw, torch.randn(3))
+
+
+def test_opcheck_and_compile_cpu():
+    sw, _ = dense_mask_weight(64, 96, (32, 32), 0.5, seed=4)
+    x = torch.randn(3, 96)
+    t_crow, t_blocks = sw.transpose
+    args = (x, sw.values, sw.crow_indices, sw.col_indices)
+    torch.library.opcheck(torch.ops.greenops.bsr_mm.default, args)
+    torch.library.opcheck(
+        torch.ops.greenops.bsr_mm.default, (*args, torch.randn(64), t_crow, t_blocks)
+    )
+    torch.library.opcheck(
+        torch.ops.greenops.bsr_mm_t.default, (torch.randn(3, 64), sw.values, t_crow, t_blocks)
+    )
+    torch.library.opcheck(
+        torch.ops.greenops.bsr_sddmm.default,
+        (torch.randn(3, 64), x, sw.crow_indices, sw.col_indices, 32, 32),
+    )
+
+    def f(x):
+        return torch.relu(bsr_mm(x, sw)) * 2
+
+    torch._dynamo.reset()
+    assert torch.equal(torch.compile(f, fullgraph=True)(x), f(x))
