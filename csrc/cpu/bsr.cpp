@@ -46,6 +46,18 @@ void parallel_balanced(const int64_t* ptr, int64_t n, int64_t work_per_nnz, cons
   });
 }
 
+// a [M, L] -> a transposed, zero-padded to mp columns and packed in strips (bsr_kernels.h).
+at::Tensor pack_transposed(const at::Tensor& a, int64_t mp) {
+  const int64_t M = a.size(0), L = a.size(1);
+  at::Tensor out = at::zeros({mp * L}, a.options());
+  for (int64_t m0 = 0; m0 < mp;) {
+    const int64_t w = kb::strip_width(mp - m0), valid = std::min(w, M - m0);
+    if (valid > 0) out.narrow(0, m0 * L, L * w).view({L, w}).narrow(1, 0, valid).copy_(a.narrow(0, m0, valid).t());
+    m0 += w;
+  }
+  return out;
+}
+
 void check_floats(const char* op, const at::Tensor& a, const char* an, const at::Tensor& b, const char* bn) {
   check_dtype(op, an, a, {at::kFloat, at::kHalf, at::kBFloat16, at::kDouble});
   TORCH_CHECK_TYPE(a.scalar_type() == b.scalar_type(), "greenops.", op, ": ", an, " and ", bn,
@@ -94,18 +106,33 @@ at::Tensor bsr_mm_cpu(const at::Tensor& x, const at::Tensor& values, const at::T
   }
   const at::Tensor x2 = x.reshape({rows_of(x), K}).to(at::kFloat).contiguous();
   const int64_t M = x2.size(0);
-  at::Tensor out = at::empty({M, N}, x.options().dtype(at::kFloat));
-  if (M == 0 || N == 0) return out.to(x.scalar_type()).view(out_shape(x, N));
-  // Each block transposed to [bk, bn], so that the kernel's vector lanes run along bn.
-  const at::Tensor vt = values.to(at::kFloat).transpose(1, 2).contiguous();
+  if (M == 0 || N == 0) return at::empty(out_shape(x, N), x.options());
+  const at::Tensor v = values.to(at::kFloat).contiguous();
   const at::Tensor b = bias.has_value() ? bias->to(at::kFloat).contiguous() : at::Tensor();
   const at::Tensor cr = crow.contiguous(), cc = col.contiguous();
-  const kb::ForwardArgs args{x2.data_ptr<float>(), vt.data_ptr<float>(), cr.data_ptr<int64_t>(),
-                             cc.data_ptr<int64_t>(), b.defined() ? b.data_ptr<float>() : nullptr,
-                             out.data_ptr<float>(), {M, N, K, bn, bk}};
-  const auto fwd = avx512() ? kb::forward_avx512 : kb::forward_scalar;
-  parallel_balanced(cr.data_ptr<int64_t>(), R, M * bn * bk, [&](int64_t r0, int64_t r1) { fwd(args, r0, r1); });
-  return out.to(x.scalar_type()).view(out_shape(x, N));
+  kb::ForwardArgs args{x2.data_ptr<float>(), nullptr, v.data_ptr<float>(), cr.data_ptr<int64_t>(),
+                       cc.data_ptr<int64_t>(), b.defined() ? b.data_ptr<float>() : nullptr, nullptr,
+                       nullptr, 0, {M, N, K, bn, bk}};
+  at::Tensor out;
+  if (M <= kb::kDotMaxRows) {
+    out = at::empty({M, N}, x.options().dtype(at::kFloat));
+    args.out = out.data_ptr<float>();
+    const auto fwd = avx512() ? kb::forward_dot_avx512 : kb::forward_dot_scalar;
+    parallel_balanced(cr.data_ptr<int64_t>(), R, M * bn * bk, [&](int64_t r0, int64_t r1) { fwd(args, r0, r1); });
+  } else {
+    // M along the kernel's vector lanes: x transposed once ([K, Mp], zero-padded to a multiple
+    // of 16), the result produced transposed and turned back once.
+    const int64_t mp = (M + 15) / 16 * 16;
+    const at::Tensor xt = pack_transposed(x2, mp);
+    at::Tensor outt = at::empty({N, mp}, x2.options());
+    args.xt = xt.data_ptr<float>();
+    args.outt = outt.data_ptr<float>();
+    args.mp = mp;
+    const auto fwd = avx512() ? kb::forward_avx512 : kb::forward_scalar;
+    parallel_balanced(cr.data_ptr<int64_t>(), R, M * bn * bk, [&](int64_t r0, int64_t r1) { fwd(args, r0, r1); });
+    out = outt.narrow(1, 0, M).t();
+  }
+  return out.to(x.scalar_type()).contiguous().view(out_shape(x, N));
 }
 
 at::Tensor bsr_mm_t_cpu(const at::Tensor& dy, const at::Tensor& values, const at::Tensor& t_crow,
@@ -141,16 +168,16 @@ at::Tensor bsr_mm_t_cpu(const at::Tensor& dy, const at::Tensor& values, const at
     }
     return dx.view({M, K});
   }
-  const at::Tensor d = dy.to(at::kFloat).contiguous();
   const at::Tensor v = values.to(at::kFloat).contiguous();
-  at::Tensor dx = at::empty({M, K}, dy.options().dtype(at::kFloat));
-  if (M > 0 && K > 0) {
-    const kb::BackwardXArgs args{d.data_ptr<float>(), v.data_ptr<float>(), tcp, blk, row, dx.data_ptr<float>(),
-                                 {M, N, K, bn, bk}};
-    const auto bwd = avx512() ? kb::backward_x_avx512 : kb::backward_x_scalar;
-    parallel_balanced(tcp, C, M * bn * bk, [&](int64_t c0, int64_t c1) { bwd(args, c0, c1); });
-  }
-  return dx.to(dy.scalar_type());
+  if (M == 0 || K == 0) return at::zeros({M, K}, dy.options());
+  const int64_t mp = (M + 15) / 16 * 16;
+  const at::Tensor dyt = pack_transposed(dy.to(at::kFloat), mp);
+  at::Tensor dxt = at::empty({K, mp}, dy.options().dtype(at::kFloat));
+  const kb::BackwardXArgs args{dyt.data_ptr<float>(), v.data_ptr<float>(), tcp, blk, row,
+                               dxt.data_ptr<float>(), mp, {M, N, K, bn, bk}};
+  const auto bwd = avx512() ? kb::backward_x_avx512 : kb::backward_x_scalar;
+  parallel_balanced(tcp, C, M * bn * bk, [&](int64_t c0, int64_t c1) { bwd(args, c0, c1); });
+  return dxt.narrow(1, 0, M).t().to(dy.scalar_type()).contiguous();
 }
 
 at::Tensor bsr_sddmm_cpu(const at::Tensor& dy, const at::Tensor& x, const at::Tensor& crow,
@@ -176,11 +203,11 @@ at::Tensor bsr_sddmm_cpu(const at::Tensor& dy, const at::Tensor& x, const at::Te
     const at::Tensor xb = x.contiguous().view({M, K / bk, bk}).index_select(1, cc);
     return at::einsum("mzn,mzk->znk", {dyb, xb});
   }
-  const at::Tensor dyt = dy.to(at::kFloat).t().contiguous();  // [N, M]: rows of the kernel's A
+  const at::Tensor dyf = dy.to(at::kFloat).contiguous();
   const at::Tensor xf = x.to(at::kFloat).contiguous();
   at::Tensor dv = at::empty({nnz, bn, bk}, x.options().dtype(at::kFloat));
   if (nnz > 0) {
-    const kb::SddmmArgs args{dyt.data_ptr<float>(), xf.data_ptr<float>(), rp, cc.data_ptr<int64_t>(),
+    const kb::SddmmArgs args{dyf.data_ptr<float>(), xf.data_ptr<float>(), rp, cc.data_ptr<int64_t>(),
                              dv.data_ptr<float>(), {M, N, K, bn, bk}};
     const auto sd = avx512() ? kb::sddmm_avx512 : kb::sddmm_scalar;
     at::parallel_for(0, nnz, std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, M * bn * bk)),

@@ -9,6 +9,9 @@ namespace {
 }  // namespace
 
 void forward_avx512(const ForwardArgs& a, int64_t r_begin, int64_t r_end) { forward_impl(a, r_begin, r_end); }
+void forward_dot_avx512(const ForwardArgs& a, int64_t r_begin, int64_t r_end) {
+  forward_dot_impl(a, r_begin, r_end);
+}
 void backward_x_avx512(const BackwardXArgs& a, int64_t c_begin, int64_t c_end) {
   backward_x_impl(a, c_begin, c_end);
 }

@@ -5,8 +5,14 @@
 // W [N, K] in blocks (bn, bk): crow [N/bn + 1], col [nnz], values [nnz, bn, bk] row-major.
 // Transposed metadata (for dX = dY @ W): t_crow [K/bk + 1] over column blocks, t_block[j] and
 // t_row[j] the block index and block row of the j-th block in column order.
+//
+// The forward and dX kernels put M along the vector lanes: they read x / dy transposed ([K, Mp]
+// / [N, Mp], Mp = M rounded up to 16, padding zero) and write the result transposed, so that
+// the weight's blocks are used as stored (no per-call copy of the weight). For a few rows of x
+// the forward instead runs dot products along K on x and out as they are (forward_dot).
 #pragma once
 #include <cstdint>
+#include <vector>
 
 namespace greenops::cpu::bsr {
 
@@ -14,33 +20,32 @@ struct Dims {
   int64_t M, N, K, bn, bk;
 };
 
-// out[m, r*bn + i] = bias + sum over blocks b of row r: sum_k x[m, c_b*bk + k] * V_b[i, k],
-// for block rows [r_begin, r_end). vt: values transposed per block ([nnz, bk, bn]).
 struct ForwardArgs {
-  const float* x;  // [M, K]
-  const float* vt;  // [nnz, bk, bn]
+  const float* x;  // [M, K] (forward_dot)
+  const float* xt;  // x transposed, padded to mp and packed in strips (forward)
+  const float* values;  // [nnz, bn, bk]
   const int64_t* crow;
   const int64_t* col;
   const float* bias;  // [N] or null
-  float* out;  // [M, N]
+  float* out;  // [M, N] (forward_dot)
+  float* outt;  // [N, mp] row-major (forward)
+  int64_t mp;
   Dims d;
 };
 
-// dx[m, c*bk + k] = sum over blocks b of column c: sum_i dy[m, r_b*bn + i] * V_b[i, k],
-// for column blocks [c_begin, c_end).
 struct BackwardXArgs {
-  const float* dy;  // [M, N]
-  const float* values;  // [nnz, bn, bk]
+  const float* dyt;  // dy transposed, padded to mp and packed in strips
+  const float* values;
   const int64_t* t_crow;
   const int64_t* t_block;
   const int64_t* t_row;
-  float* dx;  // [M, K]
+  float* dxt;  // [K, mp]
+  int64_t mp;
   Dims d;
 };
 
-// dv[b, i, k] = sum_m dy[m, r_b*bn + i] * x[m, c_b*bk + k] for blocks [b_begin, b_end).
 struct SddmmArgs {
-  const float* dyt;  // dy transposed: [N, M]
+  const float* dy;  // [M, N]
   const float* x;  // [M, K]
   const int64_t* row;  // block row of each block
   const int64_t* col;
@@ -48,9 +53,18 @@ struct SddmmArgs {
   Dims d;
 };
 
-#define GREENOPS_BSR_KERNELS(isa)                                              \
-  void forward_##isa(const ForwardArgs& a, int64_t r_begin, int64_t r_end);    \
-  void backward_x_##isa(const BackwardXArgs& a, int64_t c_begin, int64_t c_end); \
+// Width of the strip of output columns (M) starting `left` columns before the end (a multiple
+// of 16): 64, then 32, then 16. The forward and dX kernels read x / dy transposed and packed
+// in such strips: strip m0 of width w is [rows, w] contiguous, starting at element m0 * rows.
+int64_t strip_width(int64_t left);
+
+// Rows of x up to which the forward takes the dot-product kernel.
+constexpr int64_t kDotMaxRows = 4;
+
+#define GREENOPS_BSR_KERNELS(isa)                                                   \
+  void forward_##isa(const ForwardArgs& a, int64_t r_begin, int64_t r_end);         \
+  void forward_dot_##isa(const ForwardArgs& a, int64_t r_begin, int64_t r_end);     \
+  void backward_x_##isa(const BackwardXArgs& a, int64_t c_begin, int64_t c_end);    \
   void sddmm_##isa(const SddmmArgs& a, int64_t b_begin, int64_t b_end);
 
 GREENOPS_BSR_KERNELS(scalar)

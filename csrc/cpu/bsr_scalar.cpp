@@ -6,7 +6,12 @@ namespace {
 #include "bsr_tile.h"
 }  // namespace
 
+int64_t strip_width(int64_t left) { return left >= 64 ? 64 : left >= 32 ? 32 : 16; }
+
 void forward_scalar(const ForwardArgs& a, int64_t r_begin, int64_t r_end) { forward_impl(a, r_begin, r_end); }
+void forward_dot_scalar(const ForwardArgs& a, int64_t r_begin, int64_t r_end) {
+  forward_dot_impl(a, r_begin, r_end);
+}
 void backward_x_scalar(const BackwardXArgs& a, int64_t c_begin, int64_t c_end) {
   backward_x_impl(a, c_begin, c_end);
 }

@@ -1,24 +1,45 @@
-// The one block-sparse micro-kernel, as templates: included inside an anonymous namespace by
-// each ISA translation unit (bsr_avx512.cpp, bsr_scalar.cpp), so every instantiation stays in
-// its own file and is compiled for that file's target. Fixed widths let the compiler keep the
+// The block-sparse micro-kernels, as templates: included inside an anonymous namespace by each
+// ISA translation unit (bsr_avx512.cpp, bsr_scalar.cpp), so every instantiation stays in its
+// own file and is compiled for that file's target. Fixed widths let the compiler keep the
 // accumulators in vector registers.
 //
-// tile<W, MR>: O[r, 0:W] (+)= sum_{j < J} A[r*lda + j] * B[j*ldb + 0:W] for r < MR.
+// tile<W, MR>: for r < MR,
+//   O[r*ldo + 0:W] = init[r] + sum over segments s, j < J of A_s[r*ar + j*aj] * B_s[j*ldb + 0:W]
+// The accumulators stay in registers across all the segments (the blocks of one block row or
+// column), so the output is written once.
+
+struct Segment {
+  const float* a;
+  const float* b;
+};
+
+// A block as the packed kernels see it: its A operand, and the first row of its B operand.
+struct BlockRef {
+  const float* a;
+  int64_t row0;
+};
+
 
 template <int W, int MR>
-inline void tile(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t J, float* O,
-                 int64_t ldo, bool accumulate) {
+inline void tile(const Segment* segs, int64_t nseg, int64_t ar, int64_t aj, int64_t ldb, int64_t J,
+                 float* O, int64_t ldo, const float* init, bool accumulate) {
   float acc[MR][W];
   for (int r = 0; r < MR; ++r) {
+    const float v = init ? init[r] : 0.f;
 #pragma GCC unroll 8
-    for (int w = 0; w < W; ++w) acc[r][w] = accumulate ? O[r * ldo + w] : 0.f;
+    for (int w = 0; w < W; ++w) acc[r][w] = accumulate ? O[r * ldo + w] : v;
   }
-  for (int64_t j = 0; j < J; ++j) {
-    const float* b = B + j * ldb;
-    for (int r = 0; r < MR; ++r) {
-      const float a = A[r * lda + j];
+  for (int64_t s = 0; s < nseg; ++s) {
+    const float* A = segs[s].a;
+    const float* B = segs[s].b;
+    for (int64_t j = 0; j < J; ++j) {
+      const float* b = B + j * ldb;
 #pragma GCC unroll 8
-      for (int w = 0; w < W; ++w) acc[r][w] += a * b[w];
+      for (int r = 0; r < MR; ++r) {
+        const float a = A[r * ar + j * aj];
+#pragma GCC unroll 8
+        for (int w = 0; w < W; ++w) acc[r][w] += a * b[w];
+      }
     }
   }
   for (int r = 0; r < MR; ++r) {
@@ -27,69 +48,144 @@ inline void tile(const float* A, int64_t lda, const float* B, int64_t ldb, int64
   }
 }
 
-// Rows per register tile for a width: about 16 accumulators of 16 floats.
+// All R rows in register tiles of 6 (up to 24 accumulators of 16 floats at W = 64), then 4, 2, 1.
+// `shift` holds the segments with A advanced to the tile's first row.
 template <int W>
-constexpr int rows_for() {
-  return W <= 16 ? 8 : W <= 32 ? 6 : W <= 64 ? 3 : 1;
-}
-
-// All R rows (any count) in tiles of rows_for<W>() rows, the tail one row at a time.
-template <int W>
-inline void rows(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t J, float* O,
-                 int64_t ldo, int64_t R, bool accumulate) {
-  constexpr int MR = rows_for<W>();
-  int64_t r = 0;
-  for (; r + MR <= R; r += MR) tile<W, MR>(A + r * lda, lda, B, ldb, J, O + r * ldo, ldo, accumulate);
-  for (; r < R; ++r) tile<W, 1>(A + r * lda, lda, B, ldb, J, O + r * ldo, ldo, accumulate);
-}
-
-// Dispatch on the run-time width (a block size: 16, 32, 64 or 128).
-inline void rows_any(int64_t W, const float* A, int64_t lda, const float* B, int64_t ldb,
-                     int64_t J, float* O, int64_t ldo, int64_t R, bool accumulate) {
-  switch (W) {
-    case 16: return rows<16>(A, lda, B, ldb, J, O, ldo, R, accumulate);
-    case 32: return rows<32>(A, lda, B, ldb, J, O, ldo, R, accumulate);
-    case 64: return rows<64>(A, lda, B, ldb, J, O, ldo, R, accumulate);
-    default: return rows<128>(A, lda, B, ldb, J, O, ldo, R, accumulate);
+inline void rows(const Segment* segs, int64_t nseg, std::vector<Segment>& shift, int64_t R,
+                 int64_t ar, int64_t aj, int64_t ldb, int64_t J, float* O, int64_t ldo,
+                 const float* init, bool accumulate = false) {
+  shift.resize(nseg);
+  for (int64_t r = 0; r < R;) {
+    const int64_t mr = R - r >= 6 ? 6 : R - r >= 4 ? 4 : R - r >= 2 ? 2 : 1;
+    for (int64_t s = 0; s < nseg; ++s) shift[s] = {segs[s].a + r * ar, segs[s].b};
+    float* o = O + r * ldo;
+    const float* in = init ? init + r : nullptr;
+    switch (mr) {
+      case 6: tile<W, 6>(shift.data(), nseg, ar, aj, ldb, J, o, ldo, in, accumulate); break;
+      case 4: tile<W, 4>(shift.data(), nseg, ar, aj, ldb, J, o, ldo, in, accumulate); break;
+      case 2: tile<W, 2>(shift.data(), nseg, ar, aj, ldb, J, o, ldo, in, accumulate); break;
+      default: tile<W, 1>(shift.data(), nseg, ar, aj, ldb, J, o, ldo, in, accumulate); break;
+    }
+    r += mr;
   }
 }
 
-// The three kernels over that micro-kernel.
+// Every output column (a multiple of 16 wide) in strips of 64, then 32, then 16, with B row-major
+// (row j at B + j*ldb).
+inline void columns(const Segment* segs, int64_t nseg, int64_t R, int64_t ar, int64_t aj,
+                    int64_t ldb, int64_t J, float* O, int64_t ldo, const float* init,
+                    int64_t width) {
+  thread_local std::vector<Segment> at, shift;
+  at.resize(nseg);
+  for (int64_t m0 = 0; m0 < width;) {
+    const int64_t w = strip_width(width - m0);
+    for (int64_t s = 0; s < nseg; ++s) at[s] = {segs[s].a, segs[s].b + m0};
+    if (w == 64) rows<64>(at.data(), nseg, shift, R, ar, aj, ldb, J, O + m0, ldo, init);
+    if (w == 32) rows<32>(at.data(), nseg, shift, R, ar, aj, ldb, J, O + m0, ldo, init);
+    if (w == 16) rows<16>(at.data(), nseg, shift, R, ar, aj, ldb, J, O + m0, ldo, init);
+    m0 += w;
+  }
+}
+
+// The same with B packed in strips (pack_strips): strip m0 holds rows of its width w
+// contiguously, so a block's rows sit in one short contiguous run (the row-major layout spread
+// them a whole row of M apart: a TLB miss every few rows, half the speed at K = 4096).
+// Blocks are taken kKc at a time so that their strips stay in L2; later chunks accumulate into
+// what the first wrote to O.
+constexpr int64_t kKc = 16;
+
+inline void columns_packed(const BlockRef* blocks, int64_t nseg, int64_t R, int64_t ar, int64_t aj,
+                           const float* packed, int64_t rows_total, int64_t J, float* O,
+                           int64_t ldo, const float* init, int64_t width) {
+  thread_local std::vector<Segment> at, shift;
+  for (int64_t m0 = 0; m0 < width;) {
+    const int64_t w = strip_width(width - m0);
+    const float* strip = packed + m0 * rows_total;
+    for (int64_t s0 = 0; s0 < std::max<int64_t>(nseg, 1); s0 += kKc) {
+      const int64_t n = std::min(kKc, nseg - s0);
+      at.resize(std::max<int64_t>(n, 0));
+      for (int64_t s = 0; s < n; ++s) at[s] = {blocks[s0 + s].a, strip + blocks[s0 + s].row0 * w};
+      const bool first = s0 == 0;
+      float* o = O + m0;
+      if (w == 64) rows<64>(at.data(), std::max<int64_t>(n, 0), shift, R, ar, aj, w, J, o, ldo, first ? init : nullptr, !first);
+      if (w == 32) rows<32>(at.data(), std::max<int64_t>(n, 0), shift, R, ar, aj, w, J, o, ldo, first ? init : nullptr, !first);
+      if (w == 16) rows<16>(at.data(), std::max<int64_t>(n, 0), shift, R, ar, aj, w, J, o, ldo, first ? init : nullptr, !first);
+    }
+    m0 += w;
+  }
+}
+
+// Forward, M along the vector lanes: outT[R_*bn + i, m] for block rows [r_begin, r_end).
 inline void forward_impl(const ForwardArgs& a, int64_t r_begin, int64_t r_end) {
   const Dims& d = a.d;
-  for (int64_t r = r_begin; r < r_end; ++r) {
-    float* out = a.out + r * d.bn;
-    if (a.bias) {
-      for (int64_t m = 0; m < d.M; ++m)
-        for (int64_t i = 0; i < d.bn; ++i) out[m * d.N + i] = a.bias[r * d.bn + i];
-    } else {
-      for (int64_t m = 0; m < d.M; ++m)
-        for (int64_t i = 0; i < d.bn; ++i) out[m * d.N + i] = 0.f;
-    }
-    for (int64_t b = a.crow[r]; b < a.crow[r + 1]; ++b) {
-      rows_any(d.bn, a.x + a.col[b] * d.bk, d.K, a.vt + b * d.bk * d.bn, d.bn, d.bk, out, d.N, d.M,
-               true);
-    }
+  thread_local std::vector<BlockRef> blocks;
+  for (int64_t R_ = r_begin; R_ < r_end; ++R_) {
+    blocks.clear();
+    for (int64_t b = a.crow[R_]; b < a.crow[R_ + 1]; ++b)
+      blocks.push_back({a.values + b * d.bn * d.bk, a.col[b] * d.bk});
+    columns_packed(blocks.data(), int64_t(blocks.size()), d.bn, d.bk, 1, a.xt, d.K, d.bk,
+                   a.outt + R_ * d.bn * a.mp, a.mp, a.bias ? a.bias + R_ * d.bn : nullptr, a.mp);
   }
 }
 
+// dX, M along the lanes: dxT[c*bk + k, m] for column blocks [c_begin, c_end).
 inline void backward_x_impl(const BackwardXArgs& a, int64_t c_begin, int64_t c_end) {
   const Dims& d = a.d;
+  thread_local std::vector<BlockRef> blocks;
   for (int64_t c = c_begin; c < c_end; ++c) {
-    float* dx = a.dx + c * d.bk;
-    for (int64_t m = 0; m < d.M; ++m)
-      for (int64_t k = 0; k < d.bk; ++k) dx[m * d.K + k] = 0.f;
-    for (int64_t j = a.t_crow[c]; j < a.t_crow[c + 1]; ++j) {
-      rows_any(d.bk, a.dy + a.t_row[j] * d.bn, d.N, a.values + a.t_block[j] * d.bn * d.bk, d.bk,
-               d.bn, dx, d.K, d.M, true);
-    }
+    blocks.clear();
+    for (int64_t j = a.t_crow[c]; j < a.t_crow[c + 1]; ++j)
+      blocks.push_back({a.values + a.t_block[j] * d.bn * d.bk, a.t_row[j] * d.bn});
+    columns_packed(blocks.data(), int64_t(blocks.size()), d.bk, 1, d.bk, a.dyt, d.N, d.bn,
+                   a.dxt + c * d.bk * a.mp, a.mp, nullptr, a.mp);
   }
 }
 
+// dV_b[i, 0:bk] = sum_m dy[m, r_b*bn + i] * x[m, c_b*bk + 0:bk], blocks [b_begin, b_end).
 inline void sddmm_impl(const SddmmArgs& a, int64_t b_begin, int64_t b_end) {
   const Dims& d = a.d;
   for (int64_t b = b_begin; b < b_end; ++b) {
-    rows_any(d.bk, a.dyt + a.row[b] * d.bn * d.M, d.M, a.x + a.col[b] * d.bk, d.K, d.M,
-             a.dv + b * d.bn * d.bk, d.bk, d.bn, false);
+    const Segment s{a.dy + a.row[b] * d.bn, a.x + a.col[b] * d.bk};
+    // A: row i is column r_b*bn + i of dy (stride 1 between rows, N between j = m).
+    columns(&s, 1, d.bn, 1, d.N, d.K, d.M, a.dv + b * d.bn * d.bk, d.bk, nullptr, d.bk);
+  }
+}
+
+// Forward for a few rows of x, K along the lanes: out[m, R_*bn + i] = sum over the row's blocks
+// of dot(V_b[i, :], x[m, c_b*bk : +bk]); no transposes at all.
+template <int BK, int MR>
+inline void dot_tile(const ForwardArgs& a, int64_t R_, int64_t i0, int64_t m, float* out) {
+  const Dims& d = a.d;
+  float acc[MR][BK] = {};
+  for (int64_t b = a.crow[R_]; b < a.crow[R_ + 1]; ++b) {
+    const float* v = a.values + b * d.bn * BK + i0 * BK;
+    const float* x = a.x + m * d.K + a.col[b] * BK;
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+#pragma GCC unroll 8
+      for (int k = 0; k < BK; ++k) acc[r][k] += v[r * BK + k] * x[k];
+    }
+  }
+  for (int r = 0; r < MR; ++r) {
+    float s = a.bias ? a.bias[R_ * d.bn + i0 + r] : 0.f;
+    for (int k = 0; k < BK; ++k) s += acc[r][k];
+    out[m * d.N + R_ * d.bn + i0 + r] = s;
+  }
+}
+
+template <int BK>
+inline void forward_dot(const ForwardArgs& a, int64_t r_begin, int64_t r_end) {
+  constexpr int MR = BK <= 32 ? 8 : BK == 64 ? 4 : 2;  // 16 accumulators of 16 floats
+  for (int64_t R_ = r_begin; R_ < r_end; ++R_)
+    for (int64_t m = 0; m < a.d.M; ++m)
+      for (int64_t i0 = 0; i0 < a.d.bn; i0 += MR) dot_tile<BK, MR>(a, R_, i0, m, a.out);
+}
+
+inline void forward_dot_impl(const ForwardArgs& a, int64_t r_begin, int64_t r_end) {
+  switch (a.d.bk) {
+    case 16: return forward_dot<16>(a, r_begin, r_end);
+    case 32: return forward_dot<32>(a, r_begin, r_end);
+    case 64: return forward_dot<64>(a, r_begin, r_end);
+    default: return forward_dot<128>(a, r_begin, r_end);
   }
 }
