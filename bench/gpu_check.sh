@@ -47,7 +47,7 @@ fi
 if command -v nvcc >/dev/null; then nvcc --version | tail -n 1; else echo "nvcc: not found"; fi
 
 SHAPES=llm
-OPS=int8,int4
+OPS=int8,int4,bsr
 BENCH_FLAGS=()
 if [ "$QUICK" = 1 ]; then SHAPES=small; BENCH_FLAGS=(--quick --no-energy); fi
 cat <<PLAN

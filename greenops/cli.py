@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p_bench = sub.add_parser("bench", help="time every op family against its baselines")
     p_bench.add_argument(
-        "--ops", default="int8,int4", help="comma-separated families (default: int8,int4)"
+        "--ops", default="int8,int4,bsr", help="comma-separated families (default: all)"
     )
     p_bench.add_argument(
         "--shapes",

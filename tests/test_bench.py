@@ -31,6 +31,7 @@ def test_bench_quick_writes_table_json_markdown_and_plot(tmp_path, capsys):
     table = capsys.readouterr().out
     assert "### int8" in table and "greenops.int8_mm" in table
     assert "### int4" in table and "greenops.int4_weight_mm" in table
+    assert "### bsr" in table and "greenops.bsr_mm" in table
 
     with open(paths["json"]) as f:
         r = json.load(f)
@@ -40,10 +41,14 @@ def test_bench_quick_writes_table_json_markdown_and_plot(tmp_path, capsys):
     assert env["device"] == "cpu" and env["versions"]["torch"]
     assert {"copy_gbps", "int8_gops", "bf16_gops", "fp32_gops"} <= set(r["ceilings"])
     assert all(v > 0 for k, v in r["ceilings"].items() if k.endswith(("gbps", "gops")))
-    for fam in ("int8", "int4"):
+    for fam in ("int8", "int4", "bsr"):
         shapes = {str(s) for s in bench.shapes_for(fam, "tiny")}
         assert {row["shape"] for row in r["rows"] if row["family"] == fam} == shapes
-    want = {"int8": {"int_mm+scale", "bf16_matmul", "fp32_matmul"}, "int4": {"torch_int4"}}
+    want = {
+        "int8": {"int_mm+scale", "bf16_matmul", "fp32_matmul"},
+        "int4": {"torch_int4"},
+        "bsr": {"dense_matmul", "torch_bsr"},
+    }
     for row in r["rows"]:
         assert row["ms"] > 0 and row["gbps"] > 0
         assert set(row["speedup"]) >= want[row["family"]]
@@ -51,7 +56,12 @@ def test_bench_quick_writes_table_json_markdown_and_plot(tmp_path, capsys):
         assert row["versus"] is None or row["versus"] in row["speedup"]
         assert row["energy_j"] is None  # no energy counter on CPU: absent, not guessed
     ours = {row["impl"] for row in r["rows"] if not row["baseline"]}
-    assert {"greenops.int8_mm", "greenops.int8_weight_mm", "greenops.int4_weight_mm"} <= ours
+    assert {
+        "greenops.int8_mm",
+        "greenops.int8_weight_mm",
+        "greenops.int4_weight_mm",
+        "greenops.bsr_mm",
+    } <= ours
 
     with open(paths["md"]) as f:
         assert f.read().strip() == table.strip()

@@ -3,10 +3,10 @@ with the machine's ceilings measured in the same run. See docs/benchmarks.md."""
 
 from __future__ import annotations
 
-from . import int4, int8
+from . import bsr, int4, int8
 from .core import SCHEMA, Case, Shape, ceilings, dump_json, environment, markdown, measure, plot
 
-FAMILIES = {"int8": int8.cases, "int4": int4.cases}
+FAMILIES = {"int8": int8.cases, "int4": int4.cases, "bsr": bsr.cases}
 
 _LLM = [(4096, 4096), (11008, 4096)]  # Llama-7B q/o and up/gate projections
 SHAPE_SETS = {
@@ -14,7 +14,8 @@ SHAPE_SETS = {
     "small": [Shape(M, N, K) for N, K in [(1024, 1024)] for M in (1, 16, 64, 256)],
     "llm": [Shape(M, N, K) for N, K in _LLM for M in (1, 16, 256, 2048)],
 }
-# Families whose issue names other shapes (int4: Llama-3-8B-like q/o, up/gate and down).
+# Families whose issue names other shapes (int4: Llama-3-8B-like q/o, up/gate and down;
+# bsr: a weight, a block size and a sparsity per set).
 FAMILY_SHAPES = {
     "int4": {
         "tiny": [Shape(M, 96, 256) for M in (1, 8)],  # K a multiple of the group (128)
@@ -23,7 +24,22 @@ FAMILY_SHAPES = {
             for N, K in [(4096, 4096), (14336, 4096), (4096, 14336)]
             for M in (1, 4, 16, 64, 256)
         ],
-    }
+    },
+    "bsr": {
+        "tiny": [bsr.SparseShape(M, 64, 64, 32, 0.5) for M in (1, 8)],
+        "small": [
+            bsr.SparseShape(M, 1024, 1024, b, s)
+            for M in (1, 64)
+            for b in (32, 64)
+            for s in (0.5, 0.9)
+        ],
+        "llm": [
+            bsr.SparseShape(M, 4096, 4096, b, s)
+            for M in (1, 256, 2048)
+            for b in (32, 64)
+            for s in (0.5, 0.75, 0.9)
+        ],
+    },
 }
 
 
