@@ -9,6 +9,9 @@ namespace {
 }  // namespace
 
 void forward_avx512(const ForwardArgs& a, int64_t r_begin, int64_t r_end) { forward_impl(a, r_begin, r_end); }
+void forward_bn_avx512(const ForwardArgs& a, int64_t r_begin, int64_t r_end) {
+  forward_bn_impl(a, r_begin, r_end);
+}
 void forward_dot_avx512(const ForwardArgs& a, int64_t r_begin, int64_t r_end) {
   forward_dot_impl(a, r_begin, r_end);
 }

@@ -24,10 +24,11 @@ struct ForwardArgs {
   const float* x;  // [M, K] (forward_dot)
   const float* xt;  // x transposed, padded to mp and packed in strips (forward)
   const float* values;  // [nnz, bn, bk]
+  const float* vt;  // [nnz, bk, bn]: each block transposed (forward_bn)
   const int64_t* crow;
   const int64_t* col;
   const float* bias;  // [N] or null
-  float* out;  // [M, N] (forward_dot)
+  float* out;  // [M, N] (forward_dot, forward_bn)
   float* outt;  // [N, mp] row-major (forward)
   int64_t mp;
   Dims d;
@@ -58,12 +59,17 @@ struct SddmmArgs {
 // in such strips: strip m0 of width w is [rows, w] contiguous, starting at element m0 * rows.
 int64_t strip_width(int64_t left);
 
-// Rows of x up to which the forward takes the dot-product kernel.
+// Rows of x up to which the forward takes the dot-product kernel, and from which it takes
+// forward_bn (lanes along the output channels: no transposes of x and out, which at M = 2048
+// cost more than a 90%-sparse product; measured, 4096^2, 2 threads: M = 2048, 50%, blocks 64:
+// 147 ms vs 254 ms; at M = 512, blocks 32, the transposing kernel was faster, 54 vs 76 ms).
 constexpr int64_t kDotMaxRows = 4;
+constexpr int64_t kBnMinRows = 1024;
 
 #define GREENOPS_BSR_KERNELS(isa)                                                   \
   void forward_##isa(const ForwardArgs& a, int64_t r_begin, int64_t r_end);         \
   void forward_dot_##isa(const ForwardArgs& a, int64_t r_begin, int64_t r_end);     \
+  void forward_bn_##isa(const ForwardArgs& a, int64_t r_begin, int64_t r_end);      \
   void backward_x_##isa(const BackwardXArgs& a, int64_t c_begin, int64_t c_end);    \
   void sddmm_##isa(const SddmmArgs& a, int64_t b_begin, int64_t b_end);
 

@@ -9,6 +9,9 @@ namespace {
 int64_t strip_width(int64_t left) { return left >= 64 ? 64 : left >= 32 ? 32 : 16; }
 
 void forward_scalar(const ForwardArgs& a, int64_t r_begin, int64_t r_end) { forward_impl(a, r_begin, r_end); }
+void forward_bn_scalar(const ForwardArgs& a, int64_t r_begin, int64_t r_end) {
+  forward_bn_impl(a, r_begin, r_end);
+}
 void forward_dot_scalar(const ForwardArgs& a, int64_t r_begin, int64_t r_end) {
   forward_dot_impl(a, r_begin, r_end);
 }

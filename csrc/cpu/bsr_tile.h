@@ -128,6 +128,30 @@ inline void forward_impl(const ForwardArgs& a, int64_t r_begin, int64_t r_end) {
   }
 }
 
+// Forward for many rows of x, the output channels (bn) along the lanes: x and out are used as
+// they are (no transposes), the blocks transposed ([bk, bn], `vt`); out rows start at the bias.
+inline void forward_bn_impl(const ForwardArgs& a, int64_t r_begin, int64_t r_end) {
+  const Dims& d = a.d;
+  thread_local std::vector<Segment> segs, shift;
+  for (int64_t R_ = r_begin; R_ < r_end; ++R_) {
+    float* out = a.out + R_ * d.bn;
+    for (int64_t m = 0; m < d.M; ++m)
+      for (int64_t i = 0; i < d.bn; ++i) out[m * d.N + i] = a.bias ? a.bias[R_ * d.bn + i] : 0.f;
+    for (int64_t h = 0; h < d.bn; h += 64) {  // 64 lanes at a time (bn = 128: two halves)
+      const int64_t w = std::min<int64_t>(d.bn - h, 64);
+      for (int64_t s0 = a.crow[R_]; s0 < a.crow[R_ + 1]; s0 += kKc) {
+        const int64_t n = std::min(kKc, a.crow[R_ + 1] - s0);
+        segs.resize(n);
+        for (int64_t s = 0; s < n; ++s)
+          segs[s] = {a.x + a.col[s0 + s] * d.bk, a.vt + (s0 + s) * d.bk * d.bn + h};
+        if (w == 64) rows<64>(segs.data(), n, shift, d.M, d.K, 1, d.bn, d.bk, out + h, d.N, nullptr, true);
+        if (w == 32) rows<32>(segs.data(), n, shift, d.M, d.K, 1, d.bn, d.bk, out + h, d.N, nullptr, true);
+        if (w == 16) rows<16>(segs.data(), n, shift, d.M, d.K, 1, d.bn, d.bk, out + h, d.N, nullptr, true);
+      }
+    }
+  }
+}
+
 // dX, M along the lanes: dxT[c*bk + k, m] for column blocks [c_begin, c_end).
 inline void backward_x_impl(const BackwardXArgs& a, int64_t c_begin, int64_t c_end) {
   const Dims& d = a.d;

@@ -40,7 +40,8 @@ def forward(impl, x, sw, bias=None):
 
 @pytest.mark.parametrize("block", BLOCKS, ids=str)
 @pytest.mark.parametrize("density", [0.0, 0.3, 1.0])
-@pytest.mark.parametrize("M", [0, 1, 7, 33])
+# M: 1 (dot kernel, M <= 4), 7 and 33 (M along the lanes, tails), 1030 (lanes along bn, M >= 1024)
+@pytest.mark.parametrize("M", [0, 1, 7, 33, 1030])
 def test_forward_matches_masked_dense(impl, block, density, M):
     bn, bk = block
     sw, w = dense_mask_weight(2 * bn, 3 * bk, block, density)
