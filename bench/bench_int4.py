@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from greenops.bench import Shape, shapes_for
+from greenops.bench.core import pytest_benchmark_case
 from greenops.bench.int4 import cases
 
 SHAPES = shapes_for("int4", "llm")
@@ -28,15 +29,7 @@ IMPLS = [c.name.split(":")[1] for c in cases(Shape(1, 256, 256), "cpu")]
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 @pytest.mark.parametrize("impl", IMPLS)
 def test_int4(benchmark, shape, impl):
-    by_name = {c.name.split(":")[1]: c for c in cases(shape, "cpu")}
-    if impl not in by_name:
-        pytest.skip(f"{impl} is not timed at {shape}")
-    fn = by_name[impl].fn
-    t0 = time.perf_counter()
-    fn()
-    rounds = max(3, min(50, int(2.0 / max(time.perf_counter() - t0, 1e-6))))
-    benchmark.group = str(shape)
-    benchmark.pedantic(fn, rounds=rounds, warmup_rounds=1)
+    pytest_benchmark_case(benchmark, cases, shape, impl)
 
 
 def _best(fns: dict, rounds: int) -> dict:

@@ -10,11 +10,10 @@ greenops/bench/int8.py. One weight is reused across calls: on a CPU with a large
 cache-resident figures (docs/kernels.md).
 """
 
-import time
-
 import pytest
 
 from greenops.bench import SHAPE_SETS, Shape
+from greenops.bench.core import pytest_benchmark_case
 from greenops.bench.int8 import cases
 
 SHAPES = SHAPE_SETS["llm"]
@@ -24,12 +23,4 @@ IMPLS = [c.name.split(":")[1] for c in cases(Shape(1, 8, 8), "cpu")]
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 @pytest.mark.parametrize("impl", IMPLS)
 def test_int8(benchmark, shape, impl):
-    by_name = {c.name.split(":")[1]: c for c in cases(shape, "cpu")}
-    if impl not in by_name:
-        pytest.skip(f"{impl} is not timed at {shape}")
-    fn = by_name[impl].fn
-    t0 = time.perf_counter()
-    fn()
-    rounds = max(3, min(50, int(2.0 / max(time.perf_counter() - t0, 1e-6))))
-    benchmark.group = str(shape)
-    benchmark.pedantic(fn, rounds=rounds, warmup_rounds=1)
+    pytest_benchmark_case(benchmark, cases, shape, impl)

@@ -124,33 +124,15 @@ at::Tensor int4_weight_mm_cpu(const at::Tensor& x, const at::Tensor& packed, con
     parallel_over_n(N, M * K, [&](int64_t b0, int64_t e0) { gemv(args, b0, e0); });
     return out.to(x.scalar_type()).view(out_shape(x, N));
   }
-  // Compute-bound: dequantize kTileBytes of weight rows at a time into x's dtype (cache-resident;
-  // the rounding torch's own same-dtype matmul would see) and hand each tile to the library GEMM.
-  const at::Tensor xc = x2.contiguous();
-  at::Tensor out = at::empty({M, N}, x.options());
-  const int64_t tile_rows = std::max<int64_t>(16, kTileBytes / (std::max<int64_t>(K, 1) * x.element_size()));
-  at::Tensor tile = at::empty({std::min(N, tile_rows), K}, x.options());
+  // Compute-bound: dequantized tiles + library GEMM (op_utils.h).
   const auto dequantize = kernels().dequantize;
   const auto kind = float_kind(x.scalar_type());
-  const at::Tensor b = bias.has_value() ? bias->to(x.scalar_type()) : at::Tensor();
   const int64_t G = K / group_size;
-  for (int64_t n0 = 0; n0 < N; n0 += tile_rows) {
-    const int64_t rows = std::min(N - n0, tile_rows);
-    at::Tensor t = tile.narrow(0, 0, rows);
-    const uint8_t* wp = p.data_ptr<uint8_t>() + n0 * (K / 2);
-    const float* sp = s.data_ptr<float>() + n0 * G;
-    const float* zp = z.defined() ? z.data_ptr<float>() + n0 * G : nullptr;
-    void* tp = t.data_ptr();
-    at::parallel_for(0, rows, 8, [&](int64_t r0, int64_t r1) {
-      dequantize(wp, sp, zp, K, group_size, r0, r1, tp, kind);
-    });
-    at::Tensor dst = out.narrow(1, n0, rows);
-    if (b.defined()) {
-      at::addmm_out(dst, b.narrow(0, n0, rows), xc, t.t());
-    } else {
-      at::mm_out(dst, xc, t.t());
-    }
-  }
+  const float* zp = z.defined() ? z.data_ptr<float>() : nullptr;
+  const at::Tensor out = tiled_dequant_gemm(x2.contiguous(), N, bias, kTileBytes, [&](int64_t n0, int64_t r0, int64_t r1, void* tile) {
+    dequantize(p.data_ptr<uint8_t>() + n0 * (K / 2), s.data_ptr<float>() + n0 * G, zp ? zp + n0 * G : nullptr, K,
+               group_size, r0, r1, tile, kind);
+  });
   return out.view(out_shape(x, N));
 }
 

@@ -153,31 +153,12 @@ at::Tensor int8_weight_mm_cpu(const at::Tensor& x, const at::Tensor& w_q, const 
     parallel_over_n(N, M * K, [&](int64_t b0, int64_t e0) { weight_dot(args, b0, e0); });
     return out.to(x.scalar_type()).view(out_shape(x, N));
   }
-  // Large M is compute-bound: dequantize kTileBytes of weight rows at a time into x's dtype (a
-  // cache-resident tile, the same rounding torch's own same-dtype matmul sees) and hand each
-  // tile to the library GEMM (AMX for bf16 here). The full float weight never exists.
-  const at::Tensor xc = x2.contiguous();
-  at::Tensor out = at::empty({M, N}, x.options());
-  const int64_t tile_rows =
-      std::max<int64_t>(16, kTileBytes / (std::max<int64_t>(K, 1) * x.element_size()));
-  at::Tensor tile = at::empty({std::min(N, tile_rows), K}, x.options());
+  // Large M is compute-bound: dequantized tiles + library GEMM (op_utils.h).
   const auto dequantize = kernels().dequantize;
   const auto kind = float_kind(x.scalar_type());
-  const at::Tensor b = bias.has_value() ? bias->to(x.scalar_type()) : at::Tensor();
-  for (int64_t n0 = 0; n0 < N; n0 += tile_rows) {
-    const int64_t rows = std::min(N - n0, tile_rows);
-    at::Tensor t = tile.narrow(0, 0, rows);
-    const int8_t* wp = w.data_ptr<int8_t>() + n0 * K;
-    const float* sp = ws.data_ptr<float>() + n0;
-    void* tp = t.data_ptr();
-    at::parallel_for(0, rows, 8, [&](int64_t r0, int64_t r1) { dequantize(wp, sp, K, r0, r1, tp, kind); });
-    at::Tensor dst = out.narrow(1, n0, rows);
-    if (b.defined()) {
-      at::addmm_out(dst, b.narrow(0, n0, rows), xc, t.t());
-    } else {
-      at::mm_out(dst, xc, t.t());
-    }
-  }
+  const at::Tensor out = tiled_dequant_gemm(x2.contiguous(), N, bias, kTileBytes, [&](int64_t n0, int64_t r0, int64_t r1, void* tile) {
+    dequantize(w.data_ptr<int8_t>() + n0 * K, ws.data_ptr<float>() + n0, K, r0, r1, tile, kind);
+  });
   return out.view(out_shape(x, N));
 }
 

@@ -6,6 +6,7 @@
 #include <c10/util/accumulate.h>
 
 #include <algorithm>
+#include <optional>
 #include <vector>
 
 #include "float_kind.h"
@@ -38,6 +39,34 @@ inline std::vector<int64_t> out_shape(const at::Tensor& act, int64_t N) {
   std::vector<int64_t> s(act.sizes().begin(), act.sizes().end() - 1);
   s.push_back(N);
   return s;
+}
+
+// Large-M weight-only path shared by int8 and int4: x [M, K] (contiguous) @ W.T + bias in x's
+// dtype, with W dequantized `tile_bytes` of rows at a time into a cache-resident tile of x's
+// dtype (the rounding torch's own same-dtype matmul would see) and each tile handed to the
+// library GEMM (AMX for bf16 here). dequant(n0, r0, r1, tile) fills rows [r0, r1) of the tile
+// with weight rows n0 + r0 .. n0 + r1. The full float weight never exists.
+template <class Dequant>
+at::Tensor tiled_dequant_gemm(const at::Tensor& xc, int64_t N, const std::optional<at::Tensor>& bias,
+                              int64_t tile_bytes, const Dequant& dequant) {
+  const int64_t M = xc.size(0), K = xc.size(1);
+  at::Tensor out = at::empty({M, N}, xc.options());
+  const int64_t tile_rows = std::max<int64_t>(16, tile_bytes / (std::max<int64_t>(K, 1) * xc.element_size()));
+  at::Tensor tile = at::empty({std::min(N, tile_rows), K}, xc.options());
+  const at::Tensor b = bias.has_value() ? bias->to(xc.scalar_type()) : at::Tensor();
+  for (int64_t n0 = 0; n0 < N; n0 += tile_rows) {
+    const int64_t rows = std::min(N - n0, tile_rows);
+    at::Tensor t = tile.narrow(0, 0, rows);
+    void* tp = t.data_ptr();
+    at::parallel_for(0, rows, 8, [&](int64_t r0, int64_t r1) { dequant(n0, r0, r1, tp); });
+    at::Tensor dst = out.narrow(1, n0, rows);
+    if (b.defined()) {
+      at::addmm_out(dst, b.narrow(0, n0, rows), xc, t.t());
+    } else {
+      at::mm_out(dst, xc, t.t());
+    }
+  }
+  return out;
 }
 
 }  // namespace greenops

@@ -316,3 +316,20 @@ def plot(results: dict, path: str) -> None:
 def dump_json(results: dict, path: str) -> None:
     with open(path, "w") as f:
         json.dump(results, f, indent=1)
+
+
+def pytest_benchmark_case(benchmark, cases_fn, shape, impl: str, max_rounds: int = 50) -> None:
+    """One case of a family under pytest-benchmark (bench/bench_*.py): the case named `impl` at
+    `shape` (skipped where the family does not time it), rounds sized to about two seconds,
+    grouped by shape."""
+    import pytest
+
+    by_name = {c.name.split(":")[1]: c for c in cases_fn(shape, "cpu")}
+    if impl not in by_name:
+        pytest.skip(f"{impl} is not timed at {shape}")
+    fn = by_name[impl].fn
+    t0 = time.perf_counter()
+    fn()
+    rounds = max(3, min(max_rounds, int(2.0 / max(time.perf_counter() - t0, 1e-6))))
+    benchmark.group = str(shape)
+    benchmark.pedantic(fn, rounds=rounds, warmup_rounds=1)

@@ -3,14 +3,13 @@ power.cap's safe path, emissions are accounted, failures never reach the job."""
 
 import datetime as dt
 import json
-import os
-import subprocess
 import sys
 import textwrap
 import time
 import warnings
 
 import pytest
+from ranks import run_two_ranks
 
 from greenops import carbon, cli, power
 from greenops.carbon import Curve, Point, Reactive
@@ -284,29 +283,7 @@ WORKER = textwrap.dedent("""
 
 
 def test_distributed_rank0_decides_for_every_rank(tmp_path):
-    script = tmp_path / "worker.py"
-    script.write_text(WORKER)
-    env = {
-        **os.environ,
-        "GREENOPS_SIMULATE": "v100-resnet50",
-        "GREENOPS_SIMULATE_COUNT": "2",
-        "GREENOPS_STATE_DIR": str(tmp_path / "state"),
-    }
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(script), str(r), str(tmp_path / "rdv")],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for r in (0, 1)
-    ]
-    outs = []
-    for p in procs:
-        out, err = p.communicate(timeout=120)
-        assert p.returncode == 0, err
-        outs.append(json.loads(out.strip().splitlines()[-1]))
+    outs = run_two_ranks(WORKER, tmp_path)
     r0, r1 = outs
     assert r0["seen"] == r1["seen"] == [150.0, 150.0]
     assert r0["restored"] == r1["restored"] == 250.0

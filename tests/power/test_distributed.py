@@ -1,11 +1,9 @@
 """Two real processes (gloo) on simulated devices: rank 0's cap is the job's cap, and the
 energy windows are reduced across ranks."""
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
+
+from ranks import run_two_ranks
 
 WORKER = textwrap.dedent("""
     import json, os, sys
@@ -32,24 +30,7 @@ WORKER = textwrap.dedent("""
 
 
 def test_rank0_cap_is_broadcast_and_energy_is_reduced(tmp_path):
-    script = tmp_path / "worker.py"
-    script.write_text(WORKER)
-    env = {**os.environ, "GREENOPS_SIMULATE": "v100-resnet50", "GREENOPS_SIMULATE_COUNT": "2"}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(script), str(r), str(tmp_path / "rdv")],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for r in (0, 1)
-    ]
-    outs = []
-    for p in procs:
-        out, err = p.communicate(timeout=120)
-        assert p.returncode == 0, err
-        outs.append(json.loads(out.strip().splitlines()[-1]))
+    outs = run_two_ranks(WORKER, tmp_path)
     r0, r1 = outs
     assert r0["limit"] == r1["limit"] == 150.0  # rank 1 asked for 200 W but follows rank 0
     assert r0["restored"] == r1["restored"] == 250.0
