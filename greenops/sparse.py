@@ -209,12 +209,15 @@ def bsr_mm(
     densified) and dValues only at the nonzero blocks."""
     import greenops._ext as ext
 
+    from .ops.bsr import TRITON_IMPLS
+
     ext.load()
-    _backend.resolve("bsr_mm", x.device, backend)
+    chosen = _backend.resolve("bsr_mm", x.device, backend)
     t_crow, t_blocks = weight.transpose
-    return torch.ops.greenops.bsr_mm(
-        x, weight.values, weight.crow_indices, weight.col_indices, bias, t_crow, t_blocks
-    )
+    args = (x, weight.values, weight.crow_indices, weight.col_indices, bias, t_crow, t_blocks)
+    if chosen == _backend.default_backend("bsr_mm", x.device):
+        return torch.ops.greenops.bsr_mm(*args)
+    return TRITON_IMPLS["bsr_mm"](*args)  # an explicit non-default backend, eagerly
 
 
 # --- pruning ----------------------------------------------------------------------------------

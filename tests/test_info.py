@@ -19,9 +19,8 @@ def test_info_reports_build_and_backends():
     assert ext["cpu_isa"] in ("avx512_vnni", "avx2", "scalar")
     assert isinstance(ext["cuda_built"], bool)
     assert set(d["backends"]) == set(greenops.ops.OPS)
-    # Plain torch ops on CUDA: int4 quantize/dequantize (once per weight) and, until their
-    # Triton kernels exist, the block-sparse ops.
-    torch_ops = {"quantize_int4", "dequantize_int4", "bsr_mm", "bsr_mm_t", "bsr_sddmm"}
+    # Plain torch ops on CUDA: int4 quantize/dequantize (once per weight).
+    torch_ops = {"quantize_int4", "dequantize_int4"}
     for op, per_device in d["backends"].items():
         assert per_device["cpu"] == "cpp", op
         assert per_device["cuda"] == ("torch" if op in torch_ops else "triton"), op

@@ -2,8 +2,9 @@
 bsr_mm_t (dY @ W through the transpose's metadata) and bsr_sddmm (dValues = dY^T @ X sampled
 at the nonzero blocks).
 
-Schemas: csrc/registration.cpp. CPU impls: csrc/cpu/bsr.cpp. CUDA impls: torch ops over the
-blocks below (gathered per block, never a dense W) until the Triton kernels exist.
+Schemas: csrc/registration.cpp. CPU impls: csrc/cpu/bsr.cpp. CUDA impls: the Triton kernels
+(kernels/bsr.py), through the launchers below. The torch-op versions (`*_torch`, gathered per
+block, never a dense W) are kept as a second, independent implementation for tests.
 Format and numerics: docs/kernels.md; the weight class: greenops/sparse.py.
 """
 
@@ -149,6 +150,106 @@ def bsr_sddmm_torch(dy, x, crow, col, bn, bk):
 TORCH_IMPLS = {"bsr_mm": bsr_mm_torch, "bsr_mm_t": bsr_mm_t_torch, "bsr_sddmm": bsr_sddmm_torch}
 
 
+# --- Triton launchers (the CUDA impls; CPU under the interpreter) -----------------------------
+
+
+def _kernels():
+    from greenops.kernels import bsr as k  # lazy: TRITON_INTERPRET is read at this import
+
+    return k
+
+
+def _flags(dtype):
+    return {
+        "IEEE": dtype == torch.float32,
+        "UPCAST": _backend.triton_interpreting() and dtype == torch.bfloat16,
+    }
+
+
+def bsr_mm_triton(x, values, crow, col, bias=None, t_crow=None, t_blocks=None):
+    N = _check_mm(x, values, crow, col, bias)
+    nnz, bn, bk = values.shape
+    K = x.shape[-1]
+    x2 = x.reshape(math.prod(x.shape[:-1]), K).contiguous()
+    M = x2.shape[0]
+    out = torch.empty(M, N, dtype=x.dtype, device=x.device)
+    if M and N:
+        k = _kernels()
+        bm = k.block_m(M, _backend.triton_interpreting())
+        k.bsr_mm_kernel[(-(-M // bm), N // bn)](
+            x2,
+            values.contiguous(),
+            crow.contiguous(),
+            col.contiguous(),
+            out if bias is None else bias.contiguous(),
+            out,
+            M,
+            N,
+            K,
+            HAS_BIAS=bias is not None,
+            BN=bn,
+            BK=bk,
+            BLOCK_M=bm,
+            **_flags(x.dtype),
+        )
+    return out.view(*x.shape[:-1], N)
+
+
+def bsr_mm_t_triton(dy, values, t_crow, t_blocks):
+    _check_floats("bsr_mm_t", dy, "dy", values, "values")
+    nnz, bn, bk = values.shape
+    M, N = dy.shape
+    C = t_crow.numel() - 1
+    dx = torch.empty(M, C * bk, dtype=dy.dtype, device=dy.device)
+    if M and C:
+        k = _kernels()
+        bm = k.block_m(M, _backend.triton_interpreting())
+        k.bsr_mm_t_kernel[(-(-M // bm), C)](
+            dy.contiguous(),
+            values.contiguous(),
+            t_crow.contiguous(),
+            t_blocks.contiguous(),
+            dx,
+            M,
+            N,
+            C * bk,
+            nnz,
+            BN=bn,
+            BK=bk,
+            BLOCK_M=bm,
+            **_flags(dy.dtype),
+        )
+    return dx
+
+
+def bsr_sddmm_triton(dy, x, crow, col, bn, bk):
+    _check_floats("bsr_sddmm", dy, "dy", x, "x")
+    nnz = col.numel()
+    M, N = dy.shape
+    dv = torch.empty(nnz, bn, bk, dtype=x.dtype, device=x.device)
+    if nnz:
+        k = _kernels()
+        bm = k.block_m(M, _backend.triton_interpreting())
+        k.bsr_sddmm_kernel[(nnz,)](
+            dy.contiguous(),
+            x.contiguous(),
+            block_rows(crow, nnz).contiguous(),
+            col.contiguous(),
+            dv,
+            M,
+            N,
+            x.shape[1],
+            BN=bn,
+            BK=bk,
+            BLOCK_M=bm,
+            **_flags(x.dtype),
+        )
+    return dv
+
+
+TRITON_IMPLS = {"bsr_mm": bsr_mm_triton, "bsr_mm_t": bsr_mm_t_triton, "bsr_sddmm": bsr_sddmm_triton}
+
+
 # --- autograd: bsr_mm is differentiable in x, values and bias ---------------------------------
 
 
@@ -181,7 +282,7 @@ def register() -> None:
     torch.library.register_fake("greenops::bsr_mm")(_mm_fake)
     torch.library.register_fake("greenops::bsr_mm_t")(_mm_t_fake)
     torch.library.register_fake("greenops::bsr_sddmm")(_sddmm_fake)
-    for op, fn in TORCH_IMPLS.items():
+    for op, fn in TRITON_IMPLS.items():
         torch.library.register_kernel(f"greenops::{op}", "cuda", fn)
-        _backend.register_cuda(op, ("torch",), auto="torch")
+        _backend.register_cuda(op, ("triton",), auto="triton")
     torch.library.register_autograd("greenops::bsr_mm", _mm_backward, setup_context=_mm_setup)

@@ -3,7 +3,7 @@ C++ CPU kernels (each ISA path) and the torch-op impl used on CUDA."""
 
 import pytest
 import torch
-from numerics import assert_close_to_ref, cpu_isas
+from numerics import HAS_CUDA, assert_close_to_ref, cpu_isas
 
 import greenops
 from greenops.ops import bsr as B
@@ -22,28 +22,43 @@ def dense_mask_weight(N, K, block, density, dtype=torch.float32, seed=0):
     return sw, w.to(dtype)
 
 
-@pytest.fixture(params=[f"cpp-{i}" for i in cpu_isas()] + ["torch"])
+DEVICE = "cuda" if HAS_CUDA else "cpu"
+
+
+@pytest.fixture(
+    params=[f"cpp-{i}" for i in cpu_isas()]
+    + ["torch", pytest.param("triton", marks=[pytest.mark.cuda] if HAS_CUDA else [])]
+)
 def impl(request):
-    """cpp on each ISA path; "torch": the torch-op impl registered for CUDA, called on CPU."""
-    if request.param == "torch":
-        yield "torch"
-    else:
+    """cpp on each ISA path; "torch": the torch-op impl (gathered blocks); "triton": the
+    Triton kernels (under the interpreter on CPU, natively on a GPU)."""
+    if request.param.startswith("cpp"):
         with greenops.use_cpu_isa(request.param[4:]):
             yield "cpp"
+    else:
+        yield request.param
 
 
 def forward(impl, x, sw, bias=None):
     if impl == "torch":
         return B.bsr_mm_torch(x, sw.values, sw.crow_indices, sw.col_indices, bias)
+    if impl == "triton":
+        out = bsr_mm(
+            x.to(DEVICE), sw.to(DEVICE), None if bias is None else bias.to(DEVICE), backend="triton"
+        )
+        return out.cpu()
     return bsr_mm(x, sw, bias)
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=str)
 @pytest.mark.parametrize("density", [0.0, 0.3, 1.0])
-# M: 1 (dot kernel, M <= 4), 7 and 33 (M along the lanes, tails), 1030 (lanes along bn, M >= 1024)
+# M: 1 (dot kernel, M <= 4), 7 and 33 (M along the lanes, tails), 1030 (lanes along bn, M >= 1024;
+# C++ only: the Triton kernels have no such switch, and the interpreter is slow)
 @pytest.mark.parametrize("M", [0, 1, 7, 33, 1030])
 def test_forward_matches_masked_dense(impl, block, density, M):
     bn, bk = block
+    if impl == "triton" and M == 1030:
+        M = 40
     sw, w = dense_mask_weight(2 * bn, 3 * bk, block, density)
     x = torch.randn(M, 3 * bk)
     bias = torch.randn(2 * bn)
@@ -95,6 +110,23 @@ def test_gradients_against_dense(block):
     rows = torch.repeat_interleave(torch.arange(3), sw.crow_indices.diff())
     assert_close_to_ref(sw.values.grad, dw[rows, sw.col_indices])
     assert torch.allclose(bias.grad, g2.sum(0).float(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("block", [(16, 32), (32, 16)], ids=str)
+def test_triton_backward_pieces(block):
+    bn, bk = block
+    sw, w = dense_mask_weight(3 * bn, 2 * bk, block, 0.6, seed=5)
+    t_crow, t_blocks = sw.transpose
+    g, x = torch.randn(21, 3 * bn), torch.randn(21, 2 * bk)
+    dev = {"device": DEVICE}
+    gx = B.bsr_mm_t_triton(g.to(**dev), sw.values.to(**dev), t_crow.to(**dev), t_blocks.to(**dev))
+    assert_close_to_ref(gx.cpu(), g.double() @ w.double())
+    gv = B.bsr_sddmm_triton(
+        g.to(**dev), x.to(**dev), sw.crow_indices.to(**dev), sw.col_indices.to(**dev), bn, bk
+    )
+    dw = (g.double().T @ x.double()).view(3, bn, 2, bk).transpose(1, 2)
+    rows = torch.repeat_interleave(torch.arange(3), sw.crow_indices.diff())
+    assert_close_to_ref(gv.cpu(), dw[rows, sw.col_indices])
 
 
 def test_gradcheck_float64():
