@@ -1,7 +1,9 @@
 """greenops: quantized and block-sparse matmul kernels for PyTorch, and a runtime that
 measures energy and caps GPU power. See README.md and docs/architecture.md."""
 
+from . import nn, quant
 from ._ext import ExtensionError
+from .convert import BlockSparseConfig, Int4Config, Int8Config, quantize_, sparsify_
 from .info import info
 from .ops import (
     BACKENDS,
@@ -22,18 +24,25 @@ from .version import __version__
 __all__ = [
     "BACKENDS",
     "BackendError",
+    "BlockSparseConfig",
     "BlockSparseWeight",
     "ExtensionError",
+    "Int4Config",
+    "Int8Config",
     "__version__",
     "bsr_mm",
     "current_backend",
     "dequantize_int4",
     "info",
+    "nn",
+    "quant",
+    "quantize_",
     "int4_weight_mm",
     "int8_mm",
     "int8_weight_mm",
     "quantize_int4",
     "quantize_int8",
+    "sparsify_",
     "use_backend",
     "use_cpu_isa",
 ]

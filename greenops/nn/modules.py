@@ -1,0 +1,248 @@
+"""Linear layers whose weights are int8, int4 or block-sparse, computed by the greenops ops.
+
+Each takes `from_linear(linear, ...)`, keeps its weight as buffers so that `state_dict` saves
+exactly what the kernels read, and round-trips through `load_state_dict` (also through
+safetensors). The input's dtype is the compute dtype; outputs come back in it. Int8Linear and
+Int4Linear are inference modules (bias a buffer too: W8A8's int8_mm has no backward; training
+int weights is QAT's job); BlockSparseLinear trains its values and bias.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .. import ops
+from ..sparse import BlockSparseWeight
+
+
+def _bias_param(bias: torch.Tensor | None) -> nn.Parameter | None:
+    return None if bias is None else nn.Parameter(bias.detach().clone())
+
+
+def _set_bias_buffer(m: nn.Module, bias: torch.Tensor | None) -> None:
+    m.bias = None if bias is None else bias.detach().clone()
+
+
+class Int8Linear(nn.Module):
+    """y = x @ W.T + b with W int8 per output channel. Default: W8A8 — activations quantized per
+    token on the fly (quantize_int8 + int8_mm, int32 accumulation); weight_only=True: W8A16
+    (int8_weight_mm, x's dtype)."""
+
+    def __init__(
+        self, in_features: int, out_features: int, bias: bool = True, weight_only: bool = False
+    ):
+        super().__init__()
+        self.in_features, self.out_features, self.weight_only = (
+            in_features,
+            out_features,
+            weight_only,
+        )
+        self.register_buffer("w_q", torch.zeros(out_features, in_features, dtype=torch.int8))
+        self.register_buffer("w_scale", torch.ones(out_features))
+        self.register_buffer("bias", torch.zeros(out_features) if bias else None)
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, weight_only: bool = False) -> Int8Linear:
+        m = cls(linear.in_features, linear.out_features, linear.bias is not None, weight_only)
+        w_q, w_scale = ops.quantize_int8(linear.weight.detach())
+        m.w_q.copy_(w_q)
+        m.w_scale.copy_(w_scale)
+        _set_bias_buffer(m, linear.bias)
+        return m.to(linear.weight.device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bias = None if self.bias is None else self.bias.to(x.dtype)
+        if self.weight_only:
+            return ops.int8_weight_mm(x, self.w_q, self.w_scale, bias)
+        a_q, a_scale = ops.quantize_int8(x)
+        return ops.int8_mm(a_q, a_scale, self.w_q, self.w_scale, bias, out_dtype=x.dtype)
+
+    def extra_repr(self) -> str:
+        mode = "W8A16 (weight-only)" if self.weight_only else "W8A8 (dynamic per-token)"
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}, bits=8, {mode}"
+        )
+
+
+class Int4Linear(nn.Module):
+    """y = x @ W.T + b with W int4, group-wise (W4A16, int4_weight_mm). The kernels read the
+    plain packed layout (no per-call repacking; no prepacked layout exists yet). `in_perm`:
+    a GPTQ act-order checkpoint's input permutation (gathered per call)."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        group_size: int = 128,
+        symmetric: bool = False,
+    ):
+        super().__init__()
+        g = in_features if group_size in (-1, None) else group_size
+        if in_features % 2 or in_features % g:
+            raise ValueError(
+                f"Int4Linear: in_features={in_features} must be even and a multiple of "
+                f"group_size={g}"
+            )
+        self.in_features, self.out_features = in_features, out_features
+        self.group_size, self.symmetric = g, symmetric
+        G = in_features // g
+        self.register_buffer(
+            "packed", torch.zeros(out_features, in_features // 2, dtype=torch.uint8)
+        )
+        self.register_buffer("scales", torch.ones(out_features, G))
+        self.register_buffer("zeros", None if symmetric else torch.zeros(out_features, G))
+        self.register_buffer("in_perm", None)
+        self.register_buffer("bias", torch.zeros(out_features) if bias else None)
+
+    @classmethod
+    def from_linear(
+        cls, linear: nn.Linear, group_size: int = 128, symmetric: bool = False
+    ) -> Int4Linear:
+        m = cls(
+            linear.in_features, linear.out_features, linear.bias is not None, group_size, symmetric
+        )
+        packed, scales, zeros = ops.quantize_int4(linear.weight.detach(), m.group_size, symmetric)
+        m.packed.copy_(packed)
+        m.scales.copy_(scales)
+        if zeros is not None:
+            m.zeros.copy_(zeros)
+        _set_bias_buffer(m, linear.bias)
+        return m.to(linear.weight.device)
+
+    @classmethod
+    def _from_import(cls, w, bias) -> Int4Linear:
+        N, K = w.shape
+        m = cls(K, N, bias is not None, w.group_size, symmetric=False)
+        m.packed.copy_(w.packed)
+        m.scales.copy_(w.scales)
+        m.zeros.copy_(w.zeros)
+        if w.in_perm is not None:
+            m.in_perm = w.in_perm.clone()
+        _set_bias_buffer(m, bias)
+        return m
+
+    @classmethod
+    def from_gptq(
+        cls, qweight, qzeros, scales, g_idx=None, bias=None, format: str = "v1"
+    ) -> Int4Linear:
+        from ..quant import from_gptq
+
+        return cls._from_import(from_gptq(qweight, qzeros, scales, g_idx, format=format), bias)
+
+    @classmethod
+    def from_awq(cls, qweight, qzeros, scales, bias=None) -> Int4Linear:
+        from ..quant import from_awq
+
+        return cls._from_import(from_awq(qweight, qzeros, scales), bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.in_perm is not None:
+            x = x.index_select(-1, self.in_perm)
+        bias = None if self.bias is None else self.bias.to(x.dtype)
+        return ops.int4_weight_mm(x, self.packed, self.scales, self.zeros, self.group_size, bias)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        perm = state_dict.get(prefix + "in_perm")
+        if perm is not None and self.in_perm is None:
+            self.in_perm = torch.empty_like(perm)  # a buffer that was None takes the saved one
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}, bits=4, group_size={self.group_size}, "
+            f"{'symmetric' if self.symmetric else 'asymmetric'}"
+            + (", act-order" if self.in_perm is not None else "")
+        )
+
+
+class BlockSparseLinear(nn.Module):
+    """y = x @ W.T + b with W block-sparse (bsr_mm). `values` is a trainable parameter (the
+    backward reaches only the nonzero blocks); the pattern (crow/col indices, and the
+    transpose's metadata for the backward) are buffers, fixed until re-sparsified."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        block: tuple[int, int] = (32, 32),
+        nnz_blocks: int = 0,
+        dtype: torch.dtype = torch.float32,
+    ):
+        super().__init__()
+        bn, bk = block
+        if out_features % bn or in_features % bk:
+            raise ValueError(
+                f"BlockSparseLinear: ({out_features}, {in_features}) is not a multiple of the "
+                f"block ({bn}, {bk})"
+            )
+        self.in_features, self.out_features, self.block = in_features, out_features, (bn, bk)
+        self.values = nn.Parameter(torch.zeros(nnz_blocks, bn, bk, dtype=dtype))
+        self.register_buffer("crow_indices", torch.zeros(out_features // bn + 1, dtype=torch.int64))
+        self.register_buffer("col_indices", torch.zeros(nnz_blocks, dtype=torch.int64))
+        self.register_buffer("t_crow", torch.zeros(in_features // bk + 1, dtype=torch.int64))
+        self.register_buffer("t_blocks", torch.zeros(2, nnz_blocks, dtype=torch.int64))
+        self.bias = nn.Parameter(torch.zeros(out_features, dtype=dtype)) if bias else None
+
+    @classmethod
+    def from_linear(
+        cls, linear: nn.Linear, block=(32, 32), sparsity: float | None = None, mask=None
+    ) -> BlockSparseLinear:
+        w = BlockSparseWeight.from_dense(
+            linear.weight.detach(), block, mask=mask, sparsity=sparsity
+        )
+        return cls.from_weight(w, linear.bias)
+
+    @classmethod
+    def from_weight(
+        cls, w: BlockSparseWeight, bias: torch.Tensor | None = None
+    ) -> BlockSparseLinear:
+        N, K = w.shape
+        m = cls(K, N, bias is not None, w.block, w.nnz_blocks, w.values.dtype).to(w.values.device)
+        with torch.no_grad():
+            m.values.copy_(w.values)
+            m.crow_indices.copy_(w.crow_indices)
+            m.col_indices.copy_(w.col_indices)
+            t_crow, t_blocks = w.transpose
+            m.t_crow.copy_(t_crow)
+            m.t_blocks.copy_(t_blocks)
+        m.bias = _bias_param(bias)
+        return m
+
+    @property
+    def sparsity(self) -> float:
+        bn, bk = self.block
+        total = (self.out_features // bn) * (self.in_features // bk)
+        return 1.0 - self.values.shape[0] / total if total else 0.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bias = None if self.bias is None else self.bias.to(x.dtype)
+        return torch.ops.greenops.bsr_mm(
+            x,
+            self.values.to(x.dtype),
+            self.crow_indices,
+            self.col_indices,
+            bias,
+            self.t_crow,
+            self.t_blocks,
+        )
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # The number of blocks is the checkpoint's: resize before copying.
+        v = state_dict.get(prefix + "values")
+        if v is not None and v.shape != self.values.shape:
+            self.values = nn.Parameter(torch.empty_like(v, device=self.values.device))
+            self.col_indices = torch.empty(v.shape[0], dtype=torch.int64, device=v.device)
+            self.t_blocks = torch.empty(2, v.shape[0], dtype=torch.int64, device=v.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}, block={self.block}, sparsity={self.sparsity:.1%}, "
+            f"dtype={self.values.dtype}"
+        )

@@ -1,0 +1,49 @@
+"""GPTQ and AWQ checkpoint tensors built by packers written here from each format's
+description (independent of greenops.quant), with the dequantized weight each format defines."""
+
+import torch
+
+AWQ_ORDER = [0, 2, 4, 6, 1, 3, 5, 7]
+
+
+def to_int32(v: torch.Tensor) -> torch.Tensor:
+    """uint32 bit patterns (as int64) -> int32 (two's complement), as checkpoints store them."""
+    return torch.where(v >= 2**31, v - 2**32, v).to(torch.int32)
+
+
+def gptq_tensors(K, N, g, act_order, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    q = torch.randint(0, 16, (K, N), generator=gen)  # [in, out]
+    z = torch.randint(0, 16, (K // g, N), generator=gen)
+    scales = (torch.rand(K // g, N, generator=gen) * 0.02 + 0.001).half()
+    g_idx = torch.arange(K) // g
+    if act_order:
+        g_idx = g_idx[torch.randperm(K, generator=gen)]
+    qweight = torch.zeros(K // 8, N, dtype=torch.int64)
+    for j in range(8):  # value j of each int32: row 8i + j
+        qweight |= q[j::8] << (4 * j)
+    zs = (z - 1) & 15  # v1 stores zero - 1 in 4 bits (a zero point of 0 is stored as 15)
+    qzeros = torch.zeros(K // g, N // 8, dtype=torch.int64)
+    for j in range(8):  # column 8c + j
+        qzeros |= zs[:, j::8] << (4 * j)
+    # Dequantized reference, from the format's definition: W[n, k] = s[g(k), n] (q[k, n] - z).
+    zz = (zs + 1).float()  # what v1 loaders use: stored + 1 (so 0 comes back as 16)
+    w = (q.float() - zz[g_idx]) * scales.float()[g_idx]
+    return to_int32(qweight), to_int32(qzeros), scales, g_idx.to(torch.int32), w.T
+
+
+def awq_tensors(K, N, g, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    q = torch.randint(0, 16, (K, N), generator=gen)
+    z = torch.randint(0, 16, (K // g, N), generator=gen)
+    scales = (torch.rand(K // g, N, generator=gen) * 0.02 + 0.001).half()
+
+    def pack_cols(t):
+        out = torch.zeros(t.shape[0], t.shape[1] // 8, dtype=torch.int64)
+        for c in range(t.shape[1] // 8):
+            for i in range(8):
+                out[:, c] |= t[:, 8 * c + AWQ_ORDER[i]] << (4 * i)
+        return to_int32(out)
+
+    w = (q.float() - z.float().repeat_interleave(g, 0)) * scales.float().repeat_interleave(g, 0)
+    return pack_cols(q), pack_cols(z), scales, w.T
