@@ -1,7 +1,7 @@
 """greenops: quantized and block-sparse matmul kernels for PyTorch, and a runtime that
 measures energy and caps GPU power. See README.md and docs/architecture.md."""
 
-from . import nn, quant
+from . import nn, qat, quant
 from ._ext import ExtensionError
 from .convert import BlockSparseConfig, Int4Config, Int8Config, quantize_, sparsify_
 from .info import info
@@ -35,6 +35,7 @@ __all__ = [
     "dequantize_int4",
     "info",
     "nn",
+    "qat",
     "quant",
     "quantize_",
     "int4_weight_mm",
