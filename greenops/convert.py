@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 from torch import nn
 
+from .ops.int4 import per_channel
+
 
 @dataclasses.dataclass(frozen=True)
 class Int8Config:
@@ -44,7 +46,7 @@ class Report:
 def _why_not(config, linear: nn.Linear) -> str | None:
     K, N = linear.in_features, linear.out_features
     if isinstance(config, Int4Config):
-        g = K if config.group_size in (-1, None) else config.group_size
+        g = per_channel(config.group_size, K)
         if K % 2 or K % g:
             return f"in_features={K} is not even and a multiple of group_size={g}"
     if isinstance(config, BlockSparseConfig):

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .convert import Report
+from .ops.int4 import per_channel
 
 
 def _ste(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -38,7 +39,7 @@ def fake_quant_int8(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
 def fake_quant_int4(w: torch.Tensor, group_size: int, symmetric: bool) -> torch.Tensor:
     """Group-wise int4 (quantize_int4's contract), STE."""
     N, K = w.shape
-    g = K if group_size in (-1, None) else group_size
+    g = per_channel(group_size, K)
     wf = w.float().reshape(N, K // g, g)
     d = wf.detach()
     if symmetric:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from .ops import _backend
-from .ops.bsr import BLOCK_SIZES, transpose_metadata
+from .ops.bsr import BLOCK_SIZES, block_rows, transpose_metadata
 
 
 class BlockSparseWeight:
@@ -155,10 +155,7 @@ class BlockSparseWeight:
         out = torch.zeros(
             N // bn, K // bk, bn, bk, dtype=self.values.dtype, device=self.values.device
         )
-        rows = torch.repeat_interleave(
-            torch.arange(N // bn, device=self.values.device), self.crow_indices.diff()
-        )
-        out[rows, self.col_indices] = self.values
+        out[block_rows(self.crow_indices, self.nnz_blocks), self.col_indices] = self.values
         return out.transpose(1, 2).reshape(N, K)
 
     def to_sparse_bsr(self) -> torch.Tensor:
@@ -207,17 +204,11 @@ def bsr_mm(
     accumulation, output in x's dtype (x and the values share one dtype). Differentiable in x,
     weight.values and bias: dX through the cached transpose (a sparse x dense product, W never
     densified) and dValues only at the nonzero blocks."""
-    import greenops._ext as ext
-
     from .ops.bsr import TRITON_IMPLS
 
-    ext.load()
-    chosen = _backend.resolve("bsr_mm", x.device, backend)
     t_crow, t_blocks = weight.transpose
     args = (x, weight.values, weight.crow_indices, weight.col_indices, bias, t_crow, t_blocks)
-    if chosen == _backend.default_backend("bsr_mm", x.device):
-        return torch.ops.greenops.bsr_mm(*args)
-    return TRITON_IMPLS["bsr_mm"](*args)  # an explicit non-default backend, eagerly
+    return _backend.call("bsr_mm", x.device, backend, {"triton": TRITON_IMPLS["bsr_mm"]}, *args)
 
 
 # --- pruning ----------------------------------------------------------------------------------

@@ -101,15 +101,17 @@ inline void columns_packed(const BlockRef* blocks, int64_t nseg, int64_t R, int6
   for (int64_t m0 = 0; m0 < width;) {
     const int64_t w = strip_width(width - m0);
     const float* strip = packed + m0 * rows_total;
-    for (int64_t s0 = 0; s0 < std::max<int64_t>(nseg, 1); s0 += kKc) {
+    // At least one pass, so that a row or column without blocks still writes its init.
+    for (int64_t s0 = 0; s0 == 0 || s0 < nseg; s0 += kKc) {
       const int64_t n = std::min(kKc, nseg - s0);
-      at.resize(std::max<int64_t>(n, 0));
+      at.resize(n);
       for (int64_t s = 0; s < n; ++s) at[s] = {blocks[s0 + s].a, strip + blocks[s0 + s].row0 * w};
       const bool first = s0 == 0;
       float* o = O + m0;
-      if (w == 64) rows<64>(at.data(), std::max<int64_t>(n, 0), shift, R, ar, aj, w, J, o, ldo, first ? init : nullptr, !first);
-      if (w == 32) rows<32>(at.data(), std::max<int64_t>(n, 0), shift, R, ar, aj, w, J, o, ldo, first ? init : nullptr, !first);
-      if (w == 16) rows<16>(at.data(), std::max<int64_t>(n, 0), shift, R, ar, aj, w, J, o, ldo, first ? init : nullptr, !first);
+      const float* in = first ? init : nullptr;
+      if (w == 64) rows<64>(at.data(), n, shift, R, ar, aj, w, J, o, ldo, in, !first);
+      if (w == 32) rows<32>(at.data(), n, shift, R, ar, aj, w, J, o, ldo, in, !first);
+      if (w == 16) rows<16>(at.data(), n, shift, R, ar, aj, w, J, o, ldo, in, !first);
     }
     m0 += w;
   }

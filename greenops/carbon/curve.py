@@ -33,7 +33,7 @@ class Curve:
         Work is counted in the profile's steps (a PowerProfile's step is 1/STEPS_PER_WINDOW
         of its window, as on the simulated device)."""
         from ..power.profiling import ProfileResult
-        from ..power.simulated import STEPS_PER_WINDOW, PowerProfile, load_profile
+        from ..power.simulated import STEPS_PER_WINDOW, PowerProfile, default_idle_w, load_profile
 
         if isinstance(profile, Curve):
             return profile
@@ -59,23 +59,16 @@ class Curve:
                 profile.power_w,
                 profile.name,
                 True,
-                0.3 * profile.limits_w[0],  # the simulated device's idle model
+                default_idle_w(profile),
             )
         raise TypeError(f"cannot make a power curve from {type(profile).__name__}")
 
     def at(self, limit_w: float) -> tuple[float, float]:
         """(step time s, power W) at any cap: linear between profiled caps, clamped outside
-        (the same model as the simulated device)."""
-        xs = self.limits_w
-        if limit_w <= xs[0] or len(xs) == 1:
-            return self.step_time_s[0], self.power_w[0]
-        if limit_w >= xs[-1]:
-            return self.step_time_s[-1], self.power_w[-1]
-        i = max(j for j in range(len(xs)) if xs[j] <= limit_w)
-        f = (limit_w - xs[i]) / (xs[i + 1] - xs[i])
-        t = self.step_time_s[i] + f * (self.step_time_s[i + 1] - self.step_time_s[i])
-        p = self.power_w[i] + f * (self.power_w[i + 1] - self.power_w[i])
-        return t, p
+        (the simulated device's model)."""
+        from ..power.simulated import interpolate
+
+        return interpolate(self.limits_w, self.step_time_s, self.power_w, limit_w)
 
     def rate(self, limit_w: float) -> float:
         return 1.0 / self.at(limit_w)[0]

@@ -48,9 +48,9 @@ def replay(profile, trace, work: float, policy, start=None, name: str = "") -> R
     curve = Curve.of(prof)
     clock = SimClock()
     path = trace.path if isinstance(trace, Trace) else trace
-    t0 = start or Trace(path).points[0].time
-    now = lambda: t0 + dt.timedelta(seconds=clock.now_s())  # noqa: E731
+    now = lambda: t0 + dt.timedelta(seconds=clock.now_s())  # noqa: E731  (t0 set below)
     src = Trace(path, clock=now)
+    t0 = start or src.points[0].time
     bounds = sorted({p.time for p in src.points if p.time > t0})
     if isinstance(policy, Plan):
         bounds = sorted(set(bounds) | {s.end for s in policy.segments if s.end > t0})

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .. import ops
+from ..ops.int4 import per_channel
 from ..sparse import BlockSparseWeight
 
 
@@ -80,7 +81,7 @@ class Int4Linear(nn.Module):
         symmetric: bool = False,
     ):
         super().__init__()
-        g = in_features if group_size in (-1, None) else group_size
+        g = per_channel(group_size, in_features)
         if in_features % 2 or in_features % g:
             raise ValueError(
                 f"Int4Linear: in_features={in_features} must be even and a multiple of "

@@ -119,6 +119,25 @@ def resolve(op: str, device: torch.device, backend: str | None) -> str:
     raise BackendError(f"greenops.{op}: tensors on {device.type!r} are not supported (cpu or cuda)")
 
 
+def cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def call(op: str, device: torch.device, backend: str | None, alternatives: dict, *args):
+    """Runs `op` on the backend `backend` (or the current one) picks for `device`: the
+    registered op through the dispatcher (compile/export-friendly) when that is the device's
+    default, otherwise the named alternative impl (e.g. {"triton": launcher}), eagerly."""
+    from .. import _ext
+
+    _ext.load()  # a clear ExtensionError (with the rebuild command) if _C is missing or stale
+    chosen = resolve(op, device, backend)
+    if chosen == default_backend(op, device):
+        return getattr(torch.ops.greenops, op)(*args)
+    if chosen not in alternatives:
+        raise BackendError(f"greenops.{op}: no {chosen!r} implementation")
+    return alternatives[chosen](*args)
+
+
 def default_backend(op: str, device: torch.device) -> str:
     """What the registered op (torch.ops.greenops.<op>) itself runs for this device."""
     return "cpp" if device.type == "cpu" else CUDA_AUTO.get(op, "")

@@ -176,7 +176,7 @@ def bsr_mm_triton(x, values, crow, col, bias=None, t_crow=None, t_blocks=None):
     if M and N:
         k = _kernels()
         bm = k.block_m(M, _backend.triton_interpreting())
-        k.bsr_mm_kernel[(-(-M // bm), N // bn)](
+        k.bsr_mm_kernel[(_backend.cdiv(M, bm), N // bn)](
             x2,
             values.contiguous(),
             crow.contiguous(),
@@ -204,7 +204,7 @@ def bsr_mm_t_triton(dy, values, t_crow, t_blocks):
     if M and C:
         k = _kernels()
         bm = k.block_m(M, _backend.triton_interpreting())
-        k.bsr_mm_t_kernel[(-(-M // bm), C)](
+        k.bsr_mm_t_kernel[(_backend.cdiv(M, bm), C)](
             dy.contiguous(),
             values.contiguous(),
             t_crow.contiguous(),

@@ -18,6 +18,11 @@ OPS = ("quantize_int4", "dequantize_int4", "int4_weight_mm")
 GROUP_SIZES = (32, 64, 128, 256)
 
 
+def per_channel(group_size: int | None, K: int) -> int:
+    """The module-level spelling of a group size: -1 or None means one group per row (K)."""
+    return K if group_size in (-1, None) else group_size
+
+
 # --- checks: mirror csrc/include/int4_checks.h ------------------------------------------------
 
 
@@ -171,7 +176,7 @@ def int4_weight_mm_triton(x, packed, scales, zeros, group_size, bias=None):
         dtype=torch.float32 if split > 1 else x.dtype,
         device=x.device,
     )
-    grid = (triton_cdiv(M, cfg["BLOCK_M"]) * triton_cdiv(N, cfg["BLOCK_N"]), split)
+    grid = (_backend.cdiv(M, cfg["BLOCK_M"]) * _backend.cdiv(N, cfg["BLOCK_N"]), split)
     k.int4_weight_mm_kernel[grid](
         x2,
         packed.contiguous(),
@@ -195,10 +200,6 @@ def int4_weight_mm_triton(x, packed, scales, zeros, group_size, bias=None):
             out += bias.float()
         out = out.to(x.dtype)
     return out.view(*x.shape[:-1], N)
-
-
-def triton_cdiv(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 TRITON_IMPLS = {"int4_weight_mm": int4_weight_mm_triton}
@@ -246,18 +247,10 @@ def register() -> None:
 
 
 def _call(op: str, device: torch.device, backend: str | None, *args):
-    from .. import _ext
-
-    _ext.load()
-    chosen = _backend.resolve(op, device, backend)
-    if chosen == _backend.default_backend(op, device):
-        return getattr(torch.ops.greenops, op)(*args)
-    if chosen == "triton" and op in TRITON_IMPLS:
-        return TRITON_IMPLS[op](*args)  # an explicit non-default backend, called eagerly
-    if chosen == "torch" or (chosen == "triton" and device.type == "cpu"):
-        # quantize/dequantize run once per weight: their non-C++ impl is plain torch ops.
-        return TORCH_IMPLS[op](*args)
-    raise _backend.BackendError(f"greenops.{op}: no {chosen!r} implementation")
+    # quantize/dequantize run once per weight: their non-C++ impl is plain torch ops, which
+    # backend="triton" reaches on CPU (under the interpreter) like the kernels.
+    impl = TRITON_IMPLS.get(op) or TORCH_IMPLS[op]
+    return _backend.call(op, device, backend, {"triton": impl}, *args)
 
 
 def quantize_int4(

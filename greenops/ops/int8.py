@@ -10,7 +10,6 @@ import math
 
 import torch
 
-from .. import _ext
 from . import _backend
 from ._checks import FLOAT_DTYPES, check, check_dtype, check_same_device, check_shape
 
@@ -99,10 +98,6 @@ def _int8_weight_mm_fake(x, w_q, w_scale, bias=None):
 # --- Triton launchers: the CUDA impls, and CPU under the interpreter --------------------------
 
 
-def _cdiv(a: int, b: int) -> int:
-    return -(-a // b)
-
-
 def _next_pow2(n: int) -> int:
     return 1 << max(n - 1, 0).bit_length()
 
@@ -119,12 +114,12 @@ def _launch_gemm(kernel_name, M, N, *args, **flags):
     if _backend.triton_autotune():
 
         def grid(meta):
-            return (_cdiv(M, meta["BLOCK_M"]) * _cdiv(N, meta["BLOCK_N"]),)
+            return (_backend.cdiv(M, meta["BLOCK_M"]) * _backend.cdiv(N, meta["BLOCK_N"]),)
 
         getattr(k, f"{kernel_name}_autotuned")[grid](*args, m_bucket, **flags)
     else:
         cfg = k.fixed_config(M, _backend.triton_interpreting())
-        grid = (_cdiv(M, cfg["BLOCK_M"]) * _cdiv(N, cfg["BLOCK_N"]),)
+        grid = (_backend.cdiv(M, cfg["BLOCK_M"]) * _backend.cdiv(N, cfg["BLOCK_N"]),)
         getattr(k, f"{kernel_name}_kernel")[grid](*args, m_bucket, **flags, **cfg)
 
 
@@ -239,11 +234,7 @@ def register() -> None:
 
 
 def _call(op: str, device: torch.device, backend: str | None, *args):
-    _ext.load()  # a clear ExtensionError (with the rebuild command) if _C is missing or stale
-    chosen = _backend.resolve(op, device, backend)
-    if chosen == _backend.default_backend(op, device):
-        return getattr(torch.ops.greenops, op)(*args)  # the dispatcher: compile/export-friendly
-    return TRITON_IMPLS[op](*args)  # an explicit non-default backend, called eagerly
+    return _backend.call(op, device, backend, {"triton": TRITON_IMPLS[op]}, *args)
 
 
 def quantize_int8(

@@ -36,10 +36,14 @@ from .registry import devices as visible_devices
 log = logging.getLogger("greenops.power")
 
 
-def _default_curve(devs: list[Device]):
+def job_curve(profile, devs: list[Device]):
+    """The job's power/throughput curve: `profile` (anything carbon.Curve.of takes), or, when
+    it is None, the simulated devices' own model."""
     from ..carbon.curve import Curve
     from .simulated import SimulatedDevice
 
+    if profile is not None:
+        return Curve.of(profile)
     if devs and all(isinstance(d, SimulatedDevice) for d in devs):
         return Curve.of(devs[0].profile)
     raise ValueError(
@@ -157,13 +161,10 @@ class carbon_aware(contextlib.ContextDecorator):
 
     # --- lifetime ---
     def __enter__(self) -> carbon_aware:
-        from ..carbon.curve import Curve
         from ..carbon.policy import Reactive
 
         self.devices = self._devices if self._devices is not None else visible_devices()
-        self.curve = (
-            _default_curve(self.devices) if self._profile is None else Curve.of(self._profile)
-        )
+        self.curve = job_curve(self._profile, self.devices)
         for d in self.devices:
             c = d.constraints()
             bad = [w for w in self.curve.limits_w if not c.min_w <= w <= c.max_w]

@@ -220,12 +220,12 @@ def _run(args) -> int:
 
 def _policy(args, devs, source):
     """--deadline: a plan over the source's forecast; otherwise the reactive policy."""
-    from ..carbon import Curve, Reactive, plan
-    from .carbon_aware import _default_curve
+    from ..carbon import Reactive, plan
+    from .carbon_aware import job_curve
 
     if args.deadline is None:
         return Reactive(eta=args.eta)
-    curve = Curve.of(args.profile) if args.profile else _default_curve(devs)
+    curve = job_curve(args.profile, devs)
     forecast = source.forecast(max(args.deadline, 1.0) + 1.0)
     if not forecast:
         raise SystemExit(f"greenops run: {source.name} gave no forecast to plan against")

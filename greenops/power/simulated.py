@@ -41,17 +41,26 @@ class PowerProfile:
 
     def at(self, limit_w: float) -> tuple[float, float]:
         """(step time in s, power in W) at a limit, interpolated linearly between sweeps."""
-        xs = self.limits_w
-        if limit_w <= xs[0]:
-            i, f = 0, 0.0
-        elif limit_w >= xs[-1]:
-            i, f = len(xs) - 2, 1.0
-        else:
-            i = bisect.bisect_right(xs, limit_w) - 1
-            f = (limit_w - xs[i]) / (xs[i + 1] - xs[i])
-        t = self.window_time_s[i] + f * (self.window_time_s[i + 1] - self.window_time_s[i])
-        p = self.power_w[i] + f * (self.power_w[i + 1] - self.power_w[i])
+        t, p = interpolate(self.limits_w, self.window_time_s, self.power_w, limit_w)
         return t / STEPS_PER_WINDOW, p
+
+
+def interpolate(xs, ts, ps, x: float) -> tuple[float, float]:
+    """(t, p) at x from points (xs ascending, ts, ps): linear between them, clamped outside —
+    the simulated device's model, shared with carbon.Curve."""
+    if len(xs) == 1 or x <= xs[0]:
+        return ts[0], ps[0]
+    if x >= xs[-1]:
+        return ts[-1], ps[-1]
+    i = bisect.bisect_right(xs, x) - 1
+    f = (x - xs[i]) / (xs[i + 1] - xs[i])
+    return ts[i] + f * (ts[i + 1] - ts[i]), ps[i] + f * (ps[i + 1] - ps[i])
+
+
+def default_idle_w(profile: PowerProfile) -> float:
+    """Idle draw is not in the sweeps: modelled as 30% of the lowest limit (a V100 idles near
+    40 W against its 100 W minimum)."""
+    return 0.3 * profile.limits_w[0]
 
 
 def bundled_profiles() -> list[str]:
@@ -160,9 +169,7 @@ class SimulatedDevice(Device):
         slug = re.sub(r"[^A-Za-z0-9_.-]", "_", self.profile.name)
         self.state_path = state_path or os.path.join(state_dir(), f"sim-{slug}-{index}.json")
         self.clock = clock or SimClock()
-        # Idle draw is not in the sweeps: modelled as 30% of the lowest limit (a V100 idles
-        # near 40 W against its 100 W minimum).
-        self.idle_w = idle_w if idle_w is not None else 0.3 * self.profile.limits_w[0]
+        self.idle_w = idle_w if idle_w is not None else default_idle_w(self.profile)
         self._busy = False
         self._last_t = self.clock.now_s()
         with locked(self.state_path) as s:

@@ -3,7 +3,7 @@ independent of greenops' own packing code, on every backend this machine can run
 
 import pytest
 import torch
-from numerics import HAS_CUDA, assert_close_to_ref, cpu_isas, sqnr_db
+from numerics import assert_close_to_ref, sqnr_db
 
 import greenops
 
@@ -74,22 +74,7 @@ def mm_torch(x, packed, scales, zeros, g, bias=None):
     return out if bias is None else out + bias.to(x.dtype)
 
 
-# --- backends --------------------------------------------------------------------------------
-
-IMPLS = [pytest.param(("cpp", isa), id=f"cpp-{isa}") for isa in cpu_isas()] + [
-    pytest.param(("triton", None), id="triton", marks=[pytest.mark.cuda] if HAS_CUDA else [])
-]
-DEVICE = "cuda" if HAS_CUDA else "cpu"
-
-
-@pytest.fixture(params=IMPLS)
-def impl(request):
-    backend, isa = request.param
-    if backend == "cpp":
-        with greenops.use_cpu_isa(isa):
-            yield "cpp", "cpu"
-    else:
-        yield "triton", DEVICE
+# Backends: the `impl` fixture (tests/ops/conftest.py).
 
 
 def weight(N, K, g, symmetric=False, seed=0):

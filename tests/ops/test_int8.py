@@ -4,7 +4,7 @@ natively on a GPU)."""
 
 import pytest
 import torch
-from numerics import HAS_CUDA, assert_close_to_ref, cpu_isas, sqnr_db
+from numerics import assert_close_to_ref, sqnr_db
 
 import greenops
 
@@ -46,26 +46,7 @@ def int8_weight_mm_torch(x, w_q, w_scale, bias):
     return out if bias is None else out + bias.to(x.dtype)
 
 
-# --- backends --------------------------------------------------------------------------------
-
-# On a GPU machine the Triton cases run on CUDA tensors and carry the `cuda` marker, so that
-# `pytest -m cuda` (bench/gpu_check.sh) runs them; here they run under the interpreter.
-IMPLS = [pytest.param(("cpp", isa), id=f"cpp-{isa}") for isa in cpu_isas()] + [
-    pytest.param(("triton", None), id="triton", marks=[pytest.mark.cuda] if HAS_CUDA else [])
-]
-DEVICE = "cuda" if HAS_CUDA else "cpu"
-
-
-@pytest.fixture(params=IMPLS)
-def impl(request):
-    """(backend, device); the CPU ISA path is capped for the duration of the test."""
-    backend, isa = request.param
-    if backend == "cpp":
-        with greenops.use_cpu_isa(isa):
-            yield "cpp", "cpu"
-    else:
-        yield "triton", DEVICE
-
+# Backends: the `impl` fixture (tests/ops/conftest.py).
 
 # (M, K, N). CPU paths switch at M = 4|5 (int8_mm: own VNNI kernel | oneDNN + own epilogue)
 # and M = 32|33 (int8_weight_mm: fused kernel | tiled dequant + GEMM); K < 16 and odd sizes
