@@ -45,12 +45,25 @@ class Int8Linear(nn.Module):
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, weight_only: bool = False) -> Int8Linear:
-        m = cls(linear.in_features, linear.out_features, linear.bias is not None, weight_only)
         w_q, w_scale = ops.quantize_int8(linear.weight.detach())
+        return cls.from_quantized(w_q, w_scale, linear.bias, weight_only)
+
+    @classmethod
+    def from_quantized(
+        cls, w_q: torch.Tensor, w_scale: torch.Tensor, bias=None, weight_only: bool = False
+    ) -> Int8Linear:
+        """From int8 weights [N, K] and their fp32 scales [N] (w = w_q * w_scale)."""
+        N, K = w_q.shape
+        if w_q.dtype != torch.int8 or w_scale.shape != (N,):
+            raise ValueError(
+                f"Int8Linear.from_quantized: w_q must be int8 [N, K] and w_scale [N], got "
+                f"{w_q.dtype} {tuple(w_q.shape)} and {tuple(w_scale.shape)}"
+            )
+        m = cls(K, N, bias is not None, weight_only)
         m.w_q.copy_(w_q)
         m.w_scale.copy_(w_scale)
-        _set_bias_buffer(m, linear.bias)
-        return m.to(linear.weight.device)
+        _set_bias_buffer(m, bias)
+        return m.to(w_q.device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         bias = None if self.bias is None else self.bias.to(x.dtype)
@@ -102,28 +115,34 @@ class Int4Linear(nn.Module):
     def from_linear(
         cls, linear: nn.Linear, group_size: int = 128, symmetric: bool = False
     ) -> Int4Linear:
-        m = cls(
-            linear.in_features, linear.out_features, linear.bias is not None, group_size, symmetric
-        )
-        packed, scales, zeros = ops.quantize_int4(linear.weight.detach(), m.group_size, symmetric)
+        g = per_channel(group_size, linear.in_features)
+        packed, scales, zeros = ops.quantize_int4(linear.weight.detach(), g, symmetric)
+        return cls.from_quantized(packed, scales, zeros, g, linear.bias)
+
+    @classmethod
+    def from_quantized(
+        cls, packed, scales, zeros, group_size: int, bias=None, in_perm=None
+    ) -> Int4Linear:
+        """From the greenops int4 layout (quantize_int4's outputs; zeros None or empty:
+        symmetric). Shapes and dtypes are checked as the ops check them."""
+        zeros = None if zeros is None or zeros.numel() == 0 else zeros
+        ops.dequantize_int4(
+            packed[:1], scales[:1], None if zeros is None else zeros[:1], group_size
+        )  # the ops' shape/dtype checks, on one row
+        N, K = packed.shape[0], packed.shape[1] * 2
+        m = cls(K, N, bias is not None, group_size, symmetric=zeros is None)
         m.packed.copy_(packed)
         m.scales.copy_(scales)
         if zeros is not None:
             m.zeros.copy_(zeros)
-        _set_bias_buffer(m, linear.bias)
-        return m.to(linear.weight.device)
+        if in_perm is not None:
+            m.in_perm = in_perm.clone()
+        _set_bias_buffer(m, bias)
+        return m.to(packed.device)
 
     @classmethod
     def _from_import(cls, w, bias) -> Int4Linear:
-        N, K = w.shape
-        m = cls(K, N, bias is not None, w.group_size, symmetric=False)
-        m.packed.copy_(w.packed)
-        m.scales.copy_(w.scales)
-        m.zeros.copy_(w.zeros)
-        if w.in_perm is not None:
-            m.in_perm = w.in_perm.clone()
-        _set_bias_buffer(m, bias)
-        return m
+        return cls.from_quantized(w.packed, w.scales, w.zeros, w.group_size, bias, w.in_perm)
 
     @classmethod
     def from_gptq(
