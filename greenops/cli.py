@@ -13,11 +13,20 @@ def main(argv: list[str] | None = None) -> int:
     p_info = sub.add_parser("info", help="versions, what was built, which backend serves each op")
     p_info.add_argument("--json", action="store_true", help="print JSON instead of text")
     p_demo = sub.add_parser(
-        "demo", help="quantize a matrix, run int8 matmuls, time them against float"
+        "demo",
+        help="quantize and sparsify a matrix and a small model, time them against float, "
+        "report energy and carbon",
     )
     p_demo.add_argument("--size", type=int, default=4096, help="N = K of the weight (default 4096)")
     p_demo.add_argument(
         "--tokens", type=int, default=16, help="M, rows of the activation (default 16)"
+    )
+    p_demo.add_argument(
+        "--train-steps",
+        type=int,
+        default=300,
+        help="float training steps of the model comparison; each variant fine-tunes half as "
+        "many (default 300; 0 skips it)",
     )
     p_bench = sub.add_parser("bench", help="time every op family against its baselines")
     p_bench.add_argument(
@@ -58,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command_name == "demo":
         from .demo import run
 
-        return run(size=args.size, tokens=args.tokens)
+        return run(size=args.size, tokens=args.tokens, train_steps=args.train_steps)
     if args.command_name == "bench":
         return _bench(args)
     return 2
