@@ -200,7 +200,9 @@ def test_lsq_and_relaxed_qat_train_and_save():
         loss.backward()
         opt.step()
     state = model.state_dict()
-    assert int(state["0.relax_step"]) == 30  # counts the relaxed forwards and "0.weight_scale" in state
+    assert (
+        int(state["0.relax_step"]) == 30
+    )  # counts the relaxed forwards and "0.weight_scale" in state
     clone = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 2))
     qat.prepare(clone, bits=4, group_size=32, learn_scales=True, relaxed=True, relaxed_steps=30)
     clone.load_state_dict(state)
