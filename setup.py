@@ -8,7 +8,7 @@ import glob
 import os
 import re
 
-from setuptools import setup
+from setuptools import find_packages, setup
 from torch.utils import cpp_extension
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -34,7 +34,8 @@ def _want_cuda() -> bool:
 def _extension():
     version = _version()
     cpu_sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/cpu/*.cpp"))
-    cxx = ["-O3", "-std=c++17", "-fopenmp", f'-DGREENOPS_VERSION="{version}"']
+    # no -std: torch's cpp_extension passes the standard its headers need (C++20 from 2.14)
+    cxx = ["-O3", "-fopenmp", f'-DGREENOPS_VERSION="{version}"']
     link = ["-fopenmp"]
     include = [os.path.join(ROOT, "csrc", "include")]
     cuda_sources = sorted(glob.glob("csrc/cuda/*.cu") + glob.glob("csrc/cuda/*.cpp"))
@@ -54,21 +55,16 @@ def _extension():
         "greenops._C",
         cpu_sources + cuda_sources,
         include_dirs=include,
-        extra_compile_args={"cxx": cxx + defs, "nvcc": ["-O3", "-std=c++17", *defs]},
+        extra_compile_args={"cxx": cxx + defs, "nvcc": ["-O3", *defs]},
         extra_link_args=link,
     )
 
 
 setup(
     version=_version(),
-    packages=[
-        "greenops",
-        "greenops.ops",
-        "greenops.kernels",
-        "greenops.bench",
-        "greenops.power",
-        "greenops.carbon",
-    ],
+    # every package under greenops/ (a missing one only shows in a non-editable install),
+    # plus the Triton kernels, which live in kernels/
+    packages=find_packages(include=["greenops", "greenops.*"]) + ["greenops.kernels"],
     package_data={
         "greenops.power": ["profiles/*.csv", "profiles/*.md"],
         "greenops.carbon": ["traces/*.csv", "traces/*.md"],

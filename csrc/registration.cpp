@@ -1,6 +1,7 @@
 // The one TORCH_LIBRARY block: every greenops op schema, written once.
-// Implementations register elsewhere: CPU in csrc/cpu/*.cpp, CUDA in Python (Triton) and
-// csrc/cuda/*, fake (meta) impls in greenops/ops/*.py.
+// Implementations register elsewhere: CPU in csrc/cpu/*.cpp, CUDA in Python (Triton; the
+// CUDA C++ kernels of csrc/cuda are bound below as the ops' "cuda" backend), fake (meta)
+// impls in greenops/ops/*.py.
 #include <torch/extension.h>
 
 #include "cpu_features.h"
@@ -40,6 +41,12 @@ TORCH_LIBRARY(greenops, m) {
 #define GREENOPS_CUDA_ARCHS ""
 #endif
 
+#ifdef GREENOPS_WITH_CUDA
+namespace greenops::cuda {
+void bind(pybind11::module& m);  // csrc/cuda/bindings.cpp
+}
+#endif
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "greenops C++/CUDA extension: op impls are reached through torch.ops.greenops";
   m.attr("__version__") = GREENOPS_VERSION;
@@ -47,8 +54,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.attr("cuda_archs") = GREENOPS_CUDA_ARCHS;
 #ifdef GREENOPS_WITH_CUDA
   m.attr("with_cuda") = true;
+  greenops::cuda::bind(m);  // the CUDA C++ kernels, as the ops' "cuda" backend
 #else
   m.attr("with_cuda") = false;
+  m.attr("cuda_kernels") = pybind11::make_tuple();
 #endif
   m.def("cpu_isa", [] { return greenops::cpu::isa_name(greenops::cpu::active_isa()); },
         "CPU ISA path the kernels take now");

@@ -36,6 +36,7 @@ def info() -> dict:
             cpu_isa_detected=c.cpu_isa_detected(),
             cuda_built=bool(c.with_cuda),
             cuda_archs=c.cuda_archs or None,
+            cuda_kernels=list(getattr(c, "cuda_kernels", ())),
             built_against_torch=c.torch_version,
         )
     return {
@@ -68,7 +69,8 @@ def format_info(d: dict) -> str:
             f"CPU ISA  {ext['cpu_isa']} (detected: {ext['cpu_isa_detected']})",
             "CUDA     "
             + (
-                f"kernels built for {ext['cuda_archs']}"
+                f"C++ kernels {', '.join(ext['cuda_kernels']) or 'none'} built for "
+                f"{ext['cuda_archs']} (backend='cuda'; 'auto' stays Triton until measured)"
                 if ext["cuda_built"]
                 else "no CUDA C++ kernels built (CUDA ops run on Triton)"
             ),

@@ -119,6 +119,15 @@ def resolve(op: str, device: torch.device, backend: str | None) -> str:
     raise BackendError(f"greenops.{op}: tensors on {device.type!r} are not supported (cpu or cuda)")
 
 
+def cuda_cpp_impls(ops) -> dict:
+    """{op: callable} for the ops of `ops` that this build's greenops._C has CUDA C++ kernels
+    for (csrc/cuda/bindings.cpp binds them as `<op>_cuda`); empty in a CPU-only build."""
+    from .. import _ext
+
+    C = _ext.load()
+    return {op: getattr(C, f"{op}_cuda") for op in ops if op in getattr(C, "cuda_kernels", ())}
+
+
 def cdiv(a: int, b: int) -> int:
     return -(-a // b)
 

@@ -217,14 +217,21 @@ def _weight_mm_backward(ctx, grad):
     return grad_x, None, None, grad_bias
 
 
+# op -> the CUDA C++ kernel's binding (csrc/cuda), where this build has one
+CUDA_CPP_IMPLS: dict = {}
+
+
 def register() -> None:
     """Fake impls, CUDA impls and autograd for the schemas that greenops._C defined."""
     torch.library.register_fake("greenops::quantize_int8")(_quantize_int8_fake)
     torch.library.register_fake("greenops::int8_mm")(_int8_mm_fake)
     torch.library.register_fake("greenops::int8_weight_mm")(_int8_weight_mm_fake)
+    CUDA_CPP_IMPLS.update(_backend.cuda_cpp_impls(OPS))
     for op, fn in TRITON_IMPLS.items():
+        # "auto" stays Triton until the GPU benchmark has measured the CUDA C++ kernel
         torch.library.register_kernel(f"greenops::{op}", "cuda", fn)
-        _backend.register_cuda(op, ("triton",), auto="triton")
+        cpp = ("cuda",) if op in CUDA_CPP_IMPLS else ()
+        _backend.register_cuda(op, ("triton", *cpp), auto="triton")
     torch.library.register_autograd(
         "greenops::int8_weight_mm", _weight_mm_backward, setup_context=_weight_mm_setup
     )
@@ -234,7 +241,10 @@ def register() -> None:
 
 
 def _call(op: str, device: torch.device, backend: str | None, *args):
-    return _backend.call(op, device, backend, {"triton": TRITON_IMPLS[op]}, *args)
+    alternatives = {"triton": TRITON_IMPLS[op]}
+    if op in CUDA_CPP_IMPLS:
+        alternatives["cuda"] = CUDA_CPP_IMPLS[op]
+    return _backend.call(op, device, backend, alternatives, *args)
 
 
 def quantize_int8(
