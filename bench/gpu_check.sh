@@ -27,6 +27,8 @@ export GREENOPS_POWER_DRY_RUN=1 PYTHONUNBUFFERED=1
 export MAX_JOBS="${MAX_JOBS:-$(nproc)}"
 export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0a}"  # the lent GPUs are Hopper
 PY="${PYTHON:-python3}"
+# torch guesses CUDA_HOME from nvcc's path; a /usr/local/bin/nvcc would give /usr/local
+if [ -z "${CUDA_HOME:-}" ] && [ -d /usr/local/cuda/include ]; then export CUDA_HOME=/usr/local/cuda; fi
 step() { echo "== $(date +%T) $*"; }
 
 step "environment"
