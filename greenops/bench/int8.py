@@ -126,4 +126,16 @@ def cases(s: Shape, device: str) -> list[Case]:
                 "bf16",
             ),
         ]
+        if "int8_mm" in ops.int8.CUDA_CPP_IMPLS:  # the CUDA C++ kernel, beside Triton's
+            out.append(
+                case(
+                    "greenops.int8_mm[cuda]",
+                    lambda: ops.int8_mm(a_q, a_s, w_q, w_s, backend="cuda"),
+                    1,
+                    1,
+                    4,
+                    "int8",
+                    "int_mm+scale",
+                )
+            )
     return [c for c in out if _usable(c.fn)]
