@@ -11,10 +11,11 @@ FAMILY = "int8"
 
 
 def _usable(fn) -> bool:
-    """Some baselines refuse some shapes (e.g. torch._int_mm on CUDA needs M > 16)."""
+    """Some impls refuse some shapes (torch._int_mm on CUDA needs M > 16; the CUDA C++ int8_mm
+    K % 16 == 0)."""
     try:
         fn()
-    except (RuntimeError, NotImplementedError):
+    except (RuntimeError, NotImplementedError, ValueError):
         return False
     return True
 
