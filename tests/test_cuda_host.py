@@ -60,6 +60,89 @@ def test_int8_mm_kernel_index_math_computes_the_matmul(emulator, M, N, K):
     assert r.returncode == 0 and r.stdout.startswith("ok"), r.stdout + r.stderr
 
 
+@pytest.fixture(scope="module")
+def int4_emulator(tmp_path_factory):
+    exe = str(tmp_path_factory.mktemp("emu4") / "int4_emulator")
+    subprocess.run(
+        [
+            shutil.which("g++") or "c++",
+            "-std=c++17",
+            "-O2",
+            "-I",
+            os.path.join(ROOT, "csrc", "cuda"),
+            os.path.join(ROOT, "tests", "cuda_host", "int4_emulator.cpp"),
+            "-o",
+            exe,
+        ],
+        check=True,
+    )
+    return exe
+
+
+# (M, N, K, group, split, symmetric): m-tile edges (16), n-block tails (64), k-tiles fewer than
+# the 4 warps, uneven splits, per-channel groups
+@pytest.mark.parametrize(
+    "args",
+    [
+        (1, 8, 128, 32, 1, 0),
+        (1, 64, 512, 128, 2, 1),
+        (5, 72, 1024, 64, 3, 0),
+        (16, 128, 256, 256, 1, 0),
+        (33, 40, 384, 128, 2, 1),
+        (3, 8, 1024, 1024, 4, 0),
+        (17, 136, 1536, 128, 5, 0),
+    ],
+)
+def test_int4_kernel_index_math_computes_the_matmul(int4_emulator, args):
+    r = subprocess.run([int4_emulator, "run", *map(str, args)], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith("ok"), r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("N,K", [(8, 128), (16, 256), (2056, 128)])
+def test_python_prepack_equals_the_kernels_layout(int4_emulator, tmp_path, N, K):
+    import numpy as np
+    import torch
+
+    from greenops.ops.int4 import prepack_cuda
+
+    path = str(tmp_path / "w.bin")
+    subprocess.run(
+        [int4_emulator, "prepack", str(N), str(K), path], check=True, capture_output=True
+    )
+    n, k = torch.arange(N)[:, None], torch.arange(K)[None, :]
+    q = ((7 * n + 3 * k + (n * k) % 5) % 16).to(torch.uint8)
+    packed = (q[:, 0::2] | (q[:, 1::2] << 4)).contiguous()
+    got = prepack_cuda(packed)
+    assert got.shape == (N // 8, K // 128, 32, 4) and got.dtype == torch.int32
+    assert np.array_equal(got.numpy().ravel(), np.fromfile(path, dtype=np.int32))
+
+
+def test_prepack_rejects_shapes_the_kernel_cannot_take():
+    import torch
+
+    from greenops.ops.int4 import prepack_cuda
+
+    with pytest.raises(ValueError, match="N % 8 == 0 and K % 128 == 0"):
+        prepack_cuda(torch.zeros(12, 64, dtype=torch.uint8))
+    with pytest.raises(TypeError, match="uint8"):
+        prepack_cuda(torch.zeros(8, 64, dtype=torch.int32))
+
+
+def test_the_cuda_backend_prepacks_a_weight_once():
+    import torch
+
+    from greenops.ops import int4
+
+    packed = torch.randint(0, 256, (16, 128), dtype=torch.uint8)
+    first = int4._prepacked_for(packed)
+    assert int4._prepacked_for(packed) is first  # reused while the weight is unchanged
+    packed.add_(1)  # an in-place change bumps the version: prepacked anew
+    again = int4._prepacked_for(packed)
+    assert again is not first and torch.equal(again, int4.prepack_cuda(packed))
+    other = packed.clone()
+    assert int4._prepacked_for(other) is not again
+
+
 def test_emulator_rejects_k_tails_the_kernel_does_not_take(emulator):
     r = subprocess.run([emulator, "4", "4", "40"], capture_output=True, text=True)
     assert r.returncode != 0 and "multiple of 16" in r.stdout

@@ -12,6 +12,7 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/extension.h>
 
+#include "int4_checks.h"
 #include "int8_checks.h"
 #include "launchers.h"
 
@@ -56,6 +57,69 @@ at::Tensor int8_mm_cuda(const at::Tensor& a_q, const at::Tensor& a_scale, const 
   return out.view(shape);
 }
 
+// x [..., K] fp16/bf16 @ dequant(W)^T + bias, W int4 in int4_layout.h's prepacked layout:
+// prepacked int32 [N/8, K/128, 32, 4] (greenops.ops.int4.prepack_cuda). The layout is made
+// once; this per-call path never repacks.
+at::Tensor int4_weight_mm_cuda(const at::Tensor& x, const at::Tensor& prepacked,
+                               const at::Tensor& scales, const std::optional<at::Tensor>& zeros,
+                               int64_t group_size, const std::optional<at::Tensor>& bias) {
+  const char* op = "int4_weight_mm (cuda backend)";
+  check_dtype(op, "x", x, {at::kHalf, at::kBFloat16});
+  TORCH_CHECK_VALUE(x.dim() >= 1, "greenops.", op, ": x must have at least 1 dim [..., K]");
+  const at::Tensor no_tensor;
+  check_same_device(op, {{"x", &x}, {"prepacked", &prepacked}, {"scales", &scales},
+                         {"zeros", zeros ? &*zeros : &no_tensor}, {"bias", bias ? &*bias : &no_tensor}});
+  TORCH_CHECK_VALUE(x.is_cuda(), "greenops.", op, ": tensors must be on a CUDA device");
+  check_dtype(op, "prepacked", prepacked, {at::kInt});
+  TORCH_CHECK_VALUE(prepacked.dim() == 4 && prepacked.size(2) == 32 && prepacked.size(3) == 4 &&
+                        prepacked.is_contiguous(),
+                    "greenops.", op, ": prepacked must be contiguous int32 [N/8, K/128, 32, 4] "
+                    "(greenops.ops.int4.prepack_cuda), got shape ", prepacked.sizes());
+  const int64_t K = x.size(-1), N = prepacked.size(0) * 8;
+  TORCH_CHECK_VALUE(prepacked.size(1) * 128 == K, "greenops.", op, ": x has K=", K,
+                    " but the prepacked weight holds K=", prepacked.size(1) * 128);
+  check_int4_group(op, K, group_size);
+  TORCH_CHECK_VALUE(group_size % 32 == 0, "greenops.", op, ": group_size must be a multiple of 32");
+  const int64_t G = K / group_size;
+  check_dtype(op, "scales", scales, {at::kFloat});
+  check_shape(op, "scales", scales, {N, G}, "[N, K/group_size]: one scale per group");
+  if (zeros.has_value()) {
+    check_dtype(op, "zeros", *zeros, {at::kFloat});
+    check_shape(op, "zeros", *zeros, {N, G}, "[N, K/group_size]: one zero point per group");
+  }
+  if (bias.has_value()) {
+    check_dtype(op, "bias", *bias, {at::kFloat, at::kHalf, at::kBFloat16});
+    check_shape(op, "bias", *bias, {N}, "one value per output channel");
+  }
+  const c10::cuda::CUDAGuard guard(x.device());
+  const int64_t M = c10::multiply_integers(x.sizes().slice(0, x.dim() - 1));
+  TORCH_CHECK_VALUE(M < INT32_MAX && N < INT32_MAX && K < INT32_MAX,
+                    "greenops.", op, ": sizes must fit in int32");
+  const at::Tensor xc = x.reshape({M, K}).contiguous();
+  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end() - 1);
+  shape.push_back(N);
+  at::Tensor out = at::empty({M, N}, x.options());
+  if (M == 0 || N == 0) return out.view(shape);
+  const at::Tensor sc = scales.contiguous();
+  const at::Tensor zc = zeros.has_value() ? zeros->contiguous() : at::Tensor();
+  const at::Tensor b = bias.has_value() ? bias->to(at::kFloat).contiguous() : at::Tensor();
+  int sms = 0;
+  C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, x.get_device()));
+  const int split = int4_weight_mm_split(static_cast<int>(M), static_cast<int>(N),
+                                         static_cast<int>(K), sms);
+  const at::Tensor partial =
+      split > 1 ? at::empty({split, M, N}, x.options().dtype(at::kFloat)) : at::Tensor();
+  C10_CUDA_CHECK(greenops::cuda::int4_weight_mm(
+      xc.data_ptr(), prepacked.data_ptr(), sc.data_ptr<float>(),
+      zc.defined() ? zc.data_ptr<float>() : nullptr, b.defined() ? b.data_ptr<float>() : nullptr,
+      out.data_ptr(), partial.defined() ? partial.data_ptr<float>() : nullptr,
+      x.scalar_type() == at::kHalf ? HalfKind::f16 : HalfKind::bf16, static_cast<int>(M),
+      static_cast<int>(N), static_cast<int>(K), static_cast<int>(group_size), split,
+      c10::cuda::getCurrentCUDAStream().stream()));
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return out.view(shape);
+}
+
 }  // namespace
 
 void bind(pybind11::module& m) {
@@ -63,7 +127,12 @@ void bind(pybind11::module& m) {
         pybind11::arg("a_q"), pybind11::arg("a_scale"), pybind11::arg("w_q"),
         pybind11::arg("w_scale"), pybind11::arg("bias") = pybind11::none(),
         pybind11::arg("out_dtype") = pybind11::none());
-  m.attr("cuda_kernels") = pybind11::make_tuple("int8_mm");
+  m.def("int4_weight_mm_cuda", &int4_weight_mm_cuda,
+        "int4_weight_mm on the CUDA C++ kernel (csrc/cuda/int4_weight_mm.cu), prepacked weight",
+        pybind11::arg("x"), pybind11::arg("prepacked"), pybind11::arg("scales"),
+        pybind11::arg("zeros"), pybind11::arg("group_size"),
+        pybind11::arg("bias") = pybind11::none());
+  m.attr("cuda_kernels") = pybind11::make_tuple("int8_mm", "int4_weight_mm");
 }
 
 }  // namespace greenops::cuda

@@ -19,3 +19,21 @@ cudaError_t int8_mm(const int8_t* a_q, const float* a_scale, const int8_t* w_q,
                     int M, int N, int K, cudaStream_t stream);
 
 }  // namespace greenops::cuda
+
+namespace greenops::cuda {
+
+enum class HalfKind : int { f16 = 1, bf16 = 2 };
+
+// out[M, N] = x[M, K] @ dequant(W)^T + bias, W int4 group-wise in the prepacked layout of
+// int4_layout.h (greenops.ops.int4.prepack_cuda): w[n, k] = (q - zeros[n, k/g]) * scales[n,
+// k/g], zeros null = symmetric (8). x, out fp16 or bf16 (x_kind); scales, zeros, bias fp32.
+// N % 8 == 0, K % 128 == 0, group_size % 32 == 0. partial: fp32 [split, M, N] workspace when
+// split > 1 (else unused). Returns the launch's error.
+cudaError_t int4_weight_mm(const void* x, const void* w, const float* scales, const float* zeros,
+                           const float* bias, void* out, float* partial, HalfKind x_kind, int M,
+                           int N, int K, int group_size, int split, cudaStream_t stream);
+
+// The split int4_weight_mm picks for this shape on a device with `sms` multiprocessors.
+int int4_weight_mm_split(int M, int N, int K, int sms);
+
+}  // namespace greenops::cuda

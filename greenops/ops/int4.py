@@ -8,9 +8,11 @@ in torch ops below (offline, once per weight), int4_weight_mm through the Triton
 from __future__ import annotations
 
 import math
+import weakref
 
 import torch
 
+from .. import _ext
 from . import _backend
 from ._checks import FLOAT_DTYPES, check, check_dtype, check_same_device, check_shape
 
@@ -203,6 +205,76 @@ def int4_weight_mm_triton(x, packed, scales, zeros, group_size, bias=None):
 
 
 TRITON_IMPLS = {"int4_weight_mm": int4_weight_mm_triton}
+
+
+# --- CUDA C++: the prepacked layout (csrc/cuda/int4_layout.h) ---------------------------------
+
+
+def _tile_map(device) -> torch.Tensor:
+    """[32, 4, 8]: for lane, word j, nibble i of a tile, its row * 128 + k in the 8 x 128 tile
+    (int4_layout.h's nibble_coord, element for element; tests compare the two layouts)."""
+    lane = torch.arange(32, device=device)[:, None, None]
+    j = torch.arange(4, device=device)[None, :, None]
+    i = torch.arange(8, device=device)[None, None, :]
+    e, high, t = i & 3, i >> 2, lane & 3
+    k = 16 * (2 * j + (e >> 1)) + 2 * t + 8 * (e & 1) + high
+    return (lane >> 2) * 128 + k
+
+
+def prepack_cuda(packed: torch.Tensor) -> torch.Tensor:
+    """The CUDA C++ int4_weight_mm's layout of a plain packed weight [N, K/2] uint8: int32
+    [N/8, K/128, 32, 4], 8 x 128 tiles of one 16-byte load per lane (csrc/cuda/int4_layout.h).
+    Made once per weight (on any device); needs N % 8 == 0 and K % 128 == 0."""
+    if packed.dtype != torch.uint8 or packed.dim() != 2:
+        raise TypeError(
+            f"greenops.prepack_cuda: packed must be uint8 [N, K/2], got {packed.dtype} "
+            f"{tuple(packed.shape)}"
+        )
+    N, K = packed.shape[0], packed.shape[1] * 2
+    if N % 8 or K % 128:
+        raise ValueError(
+            f"greenops.prepack_cuda: the CUDA int4 kernel needs N % 8 == 0 and K % 128 == 0, "
+            f"got N={N}, K={K} (use backend='triton')"
+        )
+    tile_map = _tile_map(packed.device)
+    shifts = 4 * torch.arange(8, device=packed.device, dtype=torch.int64)
+    out = torch.empty((N // 8, K // 128, 32, 4), dtype=torch.int32, device=packed.device)
+    for r in range(0, N // 8, 256):  # 2048 rows at a time bounds the int64 temporaries
+        q = unpack_int4(packed[8 * r : 8 * (r + 256)]).to(torch.int64)
+        tiles = q.reshape(-1, 8, K // 128, 128).transpose(1, 2).reshape(-1, K // 128, 1024)
+        words = (tiles[:, :, tile_map] << shifts).sum(-1)  # < 2**32
+        out[r : r + tiles.shape[0]] = torch.where(words >= 2**31, words - 2**32, words).to(
+            torch.int32
+        )
+    return out
+
+
+# id(packed) -> (weakref to packed, its version, prepacked): the "cuda" backend prepacks a
+# weight once and reuses it while the tensor lives unmodified (a new or changed tensor, or a
+# reused id, misses).
+_PREPACKED: dict = {}
+
+
+def _prepacked_for(packed: torch.Tensor) -> torch.Tensor:
+    hit = _PREPACKED.get(id(packed))
+    if hit is not None and hit[0]() is packed and hit[1] == packed._version:
+        return hit[2]
+    for key in [k for k, v in _PREPACKED.items() if v[0]() is None]:
+        del _PREPACKED[key]  # weights that are gone
+    pre = prepack_cuda(packed)
+    _PREPACKED[id(packed)] = (weakref.ref(packed), packed._version, pre)
+    return pre
+
+
+def int4_weight_mm_cuda(x, packed, scales, zeros, group_size, bias=None):
+    """The CUDA C++ kernel (csrc/cuda/int4_weight_mm.cu) on the weight's prepacked layout,
+    made once per weight tensor (see _prepacked_for). fp16/bf16 x."""
+    _check_mm(x, packed, scales, zeros, group_size, bias)
+    C = _ext.load()
+    return C.int4_weight_mm_cuda(x, _prepacked_for(packed), scales, zeros, group_size, bias)
+
+
+CUDA_CPP_IMPLS: dict = {}
 TORCH_IMPLS = {"quantize_int4": quantize_int4_torch, "dequantize_int4": dequantize_int4_torch}
 
 
@@ -237,7 +309,11 @@ def register() -> None:
         torch.library.register_kernel(f"greenops::{op}", "cuda", fn)
         _backend.register_cuda(op, ("torch",), auto="torch")
     torch.library.register_kernel("greenops::int4_weight_mm", "cuda", int4_weight_mm_triton)
-    _backend.register_cuda("int4_weight_mm", ("triton",), auto="triton")
+    if _backend.cuda_cpp_impls(["int4_weight_mm"]):
+        CUDA_CPP_IMPLS["int4_weight_mm"] = int4_weight_mm_cuda
+    # "auto" stays Triton until the GPU benchmark has measured the CUDA C++ kernel
+    cpp = ("cuda",) if CUDA_CPP_IMPLS else ()
+    _backend.register_cuda("int4_weight_mm", ("triton", *cpp), auto="triton")
     torch.library.register_autograd(
         "greenops::int4_weight_mm", _mm_backward, setup_context=_mm_setup
     )
@@ -250,7 +326,10 @@ def _call(op: str, device: torch.device, backend: str | None, *args):
     # quantize/dequantize run once per weight: their non-C++ impl is plain torch ops, which
     # backend="triton" reaches on CPU (under the interpreter) like the kernels.
     impl = TRITON_IMPLS.get(op) or TORCH_IMPLS[op]
-    return _backend.call(op, device, backend, {"triton": impl}, *args)
+    alternatives = {"triton": impl}
+    if op in CUDA_CPP_IMPLS:
+        alternatives["cuda"] = CUDA_CPP_IMPLS[op]
+    return _backend.call(op, device, backend, alternatives, *args)
 
 
 def quantize_int4(
