@@ -16,7 +16,7 @@ GROUP = 128
 def _usable(fn) -> bool:
     try:
         fn()
-    except (RuntimeError, NotImplementedError, TypeError):
+    except (RuntimeError, NotImplementedError, TypeError, ValueError):
         return False
     return True
 
@@ -78,6 +78,19 @@ def cases(s: Shape, device: str) -> list[Case]:
     ]
     if torch_int4 is not None:
         out.append(case("torch_int4", lambda: torch_int4(xb), 2, None, 2, "bf16"))
+    if "int4_weight_mm" in ops.int4.CUDA_CPP_IMPLS and device != "cpu":
+        # the CUDA C++ kernel; its prepacked layout is made once, by the warm-up call
+        out.append(
+            case(
+                "greenops.int4_weight_mm_bf16[cuda]",
+                lambda: ops.int4_weight_mm(xb, packed, scales, zeros, GROUP, backend="cuda"),
+                2,
+                None,
+                2,
+                "bf16",
+                "torch_int4" if torch_int4 else "bf16_matmul",
+            )
+        )
     if device == "cpu":
         out += [
             case("fp32_matmul", lambda: x @ w.T, 4, 4, 4, "fp32"),
