@@ -68,6 +68,7 @@ setup(
     package_data={
         "greenops.power": ["profiles/*.csv", "profiles/*.md"],
         "greenops.carbon": ["traces/*.csv", "traces/*.md"],
+        "greenops.ops": ["cuda_auto.json"],
     },
     package_dir={"greenops.kernels": "kernels"},
     ext_modules=[_extension()],

@@ -77,6 +77,9 @@ step "benchmarks"
 "$PY" -m greenops bench --device cuda --ops "$OPS" --shapes "$SHAPES" "${BENCH_FLAGS[@]}" \
   --json "$OUT/results.json" --markdown "$OUT/results.md" --plot "$OUT/speedup.png" >/dev/null
 BENCH_RC=$?
+# the measured backend table (CUDA C++ vs Triton per op and M): copy into greenops/ops/ to use
+[ -f "$OUT/results.json" ] && "$PY" scripts/cuda_auto_table.py "$OUT/results.json" \
+  --out "$OUT/cuda_auto.json" >/dev/null 2>&1 || true
 
 step "results (tests rc=$TEST_RC, bench rc=$BENCH_RC)"
 [ -f "$OUT/results.md" ] && cat "$OUT/results.md"

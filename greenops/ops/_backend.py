@@ -6,7 +6,9 @@ Backends:
            interpreter (TRITON_INTERPRET=1 set before triton is imported), which is how CI
            tests every Triton kernel on a machine without a GPU
   "cuda"   CUDA C++ kernels (csrc/cuda), for CUDA tensors, where built for the op
-  "auto"   CPU tensors -> "cpp"; CUDA tensors -> the op's entry in CUDA_AUTO
+  "auto"   CPU tensors -> "cpp"; CUDA tensors -> the op's entry in CUDA_AUTO: "triton", or,
+           where this build has the op's CUDA C++ kernel too, "measured": per call, the
+           backend greenops/ops/cuda_auto.json (made by the GPU benchmark) picks for its M
 
 Choose per call (`backend=` on every op function) or for a block of code
 (`with greenops.use_backend("triton"): ...`); the argument wins over the context.
@@ -17,14 +19,13 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
 BACKENDS = ("auto", "cpp", "triton", "cuda")
 
-# op -> the backend "auto" picks on CUDA tensors. Only Triton exists for CUDA so far; the
-# CUDA C++ kernels will enter here from measured data (bench/), per op and shape.
+# op -> the backend "auto" picks on CUDA tensors ("measured": by M, from cuda_auto.json)
 CUDA_AUTO: dict[str, str] = {}
 # op -> backends implemented for CUDA tensors
 CUDA_IMPLS: dict[str, tuple[str, ...]] = {}
@@ -117,6 +118,43 @@ def resolve(op: str, device: torch.device, backend: str | None) -> str:
             )
         return name
     raise BackendError(f"greenops.{op}: tensors on {device.type!r} are not supported (cpu or cuda)")
+
+
+_auto_table: dict | None = None
+
+
+def auto_table() -> dict:
+    """greenops/ops/cuda_auto.json: per op, rules [{"max_m": M, "backend": "cuda"|"triton"}]
+    measured on a GPU by the benchmark (scripts/cuda_auto_table.py)."""
+    global _auto_table
+    if _auto_table is None:
+        import json
+
+        with open(os.path.join(os.path.dirname(__file__), "cuda_auto.json")) as f:
+            _auto_table = json.load(f)
+    return _auto_table
+
+
+def measured_backend(op: str, m: int) -> str:
+    """The backend the measured table picks for `op` at M rows (triton without a rule)."""
+    for rule in auto_table()["ops"].get(op, ()):
+        if m <= rule["max_m"]:
+            return rule["backend"]
+    return "triton"
+
+
+def measured_dispatch(op: str, impls: dict, rows_of, cuda_takes) -> Callable:
+    """The CUDA impl registered for an op that has both Triton and CUDA C++ kernels: per call,
+    the backend the measured table picks for its M (`rows_of(*args)`), Triton where the C++
+    kernel cannot take the arguments (`cuda_takes(*args)` false: a dtype or shape it lacks)."""
+
+    def impl(*args):
+        name = measured_backend(op, rows_of(*args))
+        if name == "cuda" and not cuda_takes(*args):
+            name = "triton"
+        return impls[name](*args)
+
+    return impl
 
 
 def cuda_cpp_impls(ops) -> dict:

@@ -275,6 +275,18 @@ def int4_weight_mm_cuda(x, packed, scales, zeros, group_size, bias=None):
 
 
 CUDA_CPP_IMPLS: dict = {}
+
+
+def _cuda_takes(x, packed, scales, zeros, group_size, bias=None) -> bool:
+    """What the CUDA C++ kernel takes: fp16/bf16 x, N % 8 == 0, K % 128 == 0, group % 32."""
+    return (
+        x.dtype in (torch.float16, torch.bfloat16)
+        and packed.shape[0] % 8 == 0
+        and x.shape[-1] % 128 == 0
+        and group_size % 32 == 0
+    )
+
+
 TORCH_IMPLS = {"quantize_int4": quantize_int4_torch, "dequantize_int4": dequantize_int4_torch}
 
 
@@ -308,12 +320,20 @@ def register() -> None:
     for op, fn in TORCH_IMPLS.items():
         torch.library.register_kernel(f"greenops::{op}", "cuda", fn)
         _backend.register_cuda(op, ("torch",), auto="torch")
-    torch.library.register_kernel("greenops::int4_weight_mm", "cuda", int4_weight_mm_triton)
-    if _backend.cuda_cpp_impls(["int4_weight_mm"]):
+    if _backend.cuda_cpp_impls(["int4_weight_mm"]):  # both kernels: "auto" by the table
         CUDA_CPP_IMPLS["int4_weight_mm"] = int4_weight_mm_cuda
-    # "auto" stays Triton until the GPU benchmark has measured the CUDA C++ kernel
-    cpp = ("cuda",) if CUDA_CPP_IMPLS else ()
-    _backend.register_cuda("int4_weight_mm", ("triton", *cpp), auto="triton")
+        impls = {"triton": int4_weight_mm_triton, "cuda": int4_weight_mm_cuda}
+        torch.library.register_kernel(
+            "greenops::int4_weight_mm",
+            "cuda",
+            _backend.measured_dispatch(
+                "int4_weight_mm", impls, lambda x, *a: math.prod(x.shape[:-1]), _cuda_takes
+            ),
+        )
+        _backend.register_cuda("int4_weight_mm", ("triton", "cuda"), auto="measured")
+    else:
+        torch.library.register_kernel("greenops::int4_weight_mm", "cuda", int4_weight_mm_triton)
+        _backend.register_cuda("int4_weight_mm", ("triton",), auto="triton")
     torch.library.register_autograd(
         "greenops::int4_weight_mm", _mm_backward, setup_context=_mm_setup
     )
