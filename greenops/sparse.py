@@ -204,11 +204,12 @@ def bsr_mm(
     accumulation, output in x's dtype (x and the values share one dtype). Differentiable in x,
     weight.values and bias: dX through the cached transpose (a sparse x dense product, W never
     densified) and dValues only at the nonzero blocks."""
-    from .ops.bsr import TRITON_IMPLS
+    from .ops.bsr import CUDA_CPP_IMPLS, TRITON_IMPLS
 
     t_crow, t_blocks = weight.transpose
     args = (x, weight.values, weight.crow_indices, weight.col_indices, bias, t_crow, t_blocks)
-    return _backend.call("bsr_mm", x.device, backend, {"triton": TRITON_IMPLS["bsr_mm"]}, *args)
+    alternatives = {"triton": TRITON_IMPLS["bsr_mm"], **CUDA_CPP_IMPLS}
+    return _backend.call("bsr_mm", x.device, backend, alternatives, *args)
 
 
 # --- pruning ----------------------------------------------------------------------------------

@@ -53,7 +53,7 @@ def short_name(mangled: str) -> str:
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return mangled
-    name = re.sub(r"^(void )?([\w:]*::)?(\(anonymous namespace\)::)?", "", name)
+    name = re.sub(r"(\w+::|\(anonymous namespace\)::)", "", name).removeprefix("void ")
     return name.split("(")[0]
 
 

@@ -20,6 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAIRS = {
     "int8_mm": ("greenops.int8_mm", "greenops.int8_mm[cuda]"),
     "int4_weight_mm": ("greenops.int4_weight_mm_bf16", "greenops.int4_weight_mm_bf16[cuda]"),
+    "bsr_mm": ("greenops.bsr_mm", "greenops.bsr_mm[cuda]"),
 }
 
 
@@ -33,7 +34,7 @@ def rules_from(results: dict) -> dict:
         for shape, impl in ms:
             if impl != cpp or (shape, tri) not in ms:
                 continue
-            m = int(re.match(r"M(\d+)-", shape).group(1))
+            m = int(re.match(r"M(\d+)", shape).group(1))
             votes[m][ms[(shape, cpp)] < ms[(shape, tri)]] += 1
         rules = []
         for m in sorted(votes):

@@ -143,6 +143,43 @@ def test_the_cuda_backend_prepacks_a_weight_once():
     assert int4._prepacked_for(other) is not again
 
 
+@pytest.fixture(scope="module")
+def bsr_emulator(tmp_path_factory):
+    exe = str(tmp_path_factory.mktemp("emub") / "bsr_emulator")
+    subprocess.run(
+        [
+            shutil.which("g++") or "c++",
+            "-std=c++17",
+            "-O2",
+            "-I",
+            os.path.join(ROOT, "csrc", "cuda"),
+            os.path.join(ROOT, "tests", "cuda_host", "bsr_emulator.cpp"),
+            "-o",
+            exe,
+        ],
+        check=True,
+    )
+    return exe
+
+
+# (M, N, K, bn, bk, density %): every block shape, row tiles past 128, empty rows (0%), a row
+# with more blocks than the 3 stages (block row 1 is always dense)
+@pytest.mark.parametrize(
+    "args",
+    [
+        (1, 64, 128, 32, 32, 50),
+        (130, 128, 256, 64, 64, 30),
+        (200, 96, 192, 32, 64, 60),
+        (17, 128, 128, 64, 32, 0),
+        (129, 256, 512, 64, 64, 10),
+        (256, 64, 640, 32, 32, 100),
+    ],
+)
+def test_bsr_kernel_index_math_computes_the_matmul(bsr_emulator, args):
+    r = subprocess.run([bsr_emulator, *map(str, args)], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith("ok"), r.stdout + r.stderr
+
+
 def test_emulator_rejects_k_tails_the_kernel_does_not_take(emulator):
     r = subprocess.run([emulator, "4", "4", "40"], capture_output=True, text=True)
     assert r.returncode != 0 and "multiple of 16" in r.stdout

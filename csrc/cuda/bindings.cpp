@@ -12,6 +12,7 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/extension.h>
 
+#include "bsr_checks.h"
 #include "int4_checks.h"
 #include "int8_checks.h"
 #include "launchers.h"
@@ -120,6 +121,52 @@ at::Tensor int4_weight_mm_cuda(const at::Tensor& x, const at::Tensor& prepacked,
   return out.view(shape);
 }
 
+// x [..., K] fp16/bf16 @ W^T + bias, W block-sparse with (bn, bk) in {32, 64}^2. Shapes are
+// checked here; the indices are trusted as the Triton path trusts them (greenops.sparse
+// validates them when the weight is built; a device-to-host copy per call would stall).
+at::Tensor bsr_mm_cuda(const at::Tensor& x, const at::Tensor& values, const at::Tensor& crow,
+                       const at::Tensor& col, const std::optional<at::Tensor>& bias) {
+  const char* op = "bsr_mm (cuda backend)";
+  check_dtype(op, "x", x, {at::kHalf, at::kBFloat16});
+  TORCH_CHECK_TYPE(values.scalar_type() == x.scalar_type(), "greenops.", op,
+                   ": x and values must have one dtype, got ", dtype_name(x.scalar_type()), " and ",
+                   dtype_name(values.scalar_type()));
+  TORCH_CHECK_VALUE(x.dim() >= 1, "greenops.", op, ": x must have at least 1 dim [..., K]");
+  const at::Tensor no_tensor;
+  check_same_device(op, {{"x", &x}, {"values", &values}, {"crow_indices", &crow},
+                         {"col_indices", &col}, {"bias", bias ? &*bias : &no_tensor}});
+  TORCH_CHECK_VALUE(x.is_cuda(), "greenops.", op, ": tensors must be on a CUDA device");
+  const int64_t K = x.size(-1);
+  const int64_t R = check_bsr_shapes(op, values, crow, col, K);
+  const int64_t bn = values.size(1), bk = values.size(2), N = R * bn;
+  TORCH_CHECK_VALUE((bn == 32 || bn == 64) && (bk == 32 || bk == 64), "greenops.", op,
+                    ": the CUDA C++ kernel takes blocks of 32 or 64 on each side, got (", bn, ", ",
+                    bk, "); use backend='triton'");
+  if (bias.has_value()) {
+    check_dtype(op, "bias", *bias, {at::kFloat, at::kHalf, at::kBFloat16});
+    check_shape(op, "bias", *bias, {N}, "one value per output channel");
+  }
+  const c10::cuda::CUDAGuard guard(x.device());
+  const int64_t M = c10::multiply_integers(x.sizes().slice(0, x.dim() - 1));
+  TORCH_CHECK_VALUE(M < INT32_MAX && N < INT32_MAX && K < INT32_MAX,
+                    "greenops.", op, ": sizes must fit in int32");
+  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end() - 1);
+  shape.push_back(N);
+  at::Tensor out = at::empty({M, N}, x.options());
+  if (M == 0 || N == 0) return out.view(shape);
+  const at::Tensor xc = x.reshape({M, K}).contiguous(), v = values.contiguous();
+  const at::Tensor cr = crow.contiguous(), cc = col.contiguous();
+  const at::Tensor b = bias.has_value() ? bias->to(at::kFloat).contiguous() : at::Tensor();
+  C10_CUDA_CHECK(greenops::cuda::bsr_mm(
+      xc.data_ptr(), v.data_ptr(), cr.data_ptr<int64_t>(), cc.data_ptr<int64_t>(),
+      b.defined() ? b.data_ptr<float>() : nullptr, out.data_ptr(),
+      x.scalar_type() == at::kHalf ? HalfKind::f16 : HalfKind::bf16, static_cast<int>(M),
+      static_cast<int>(N), static_cast<int>(K), static_cast<int>(bn), static_cast<int>(bk),
+      c10::cuda::getCurrentCUDAStream().stream()));
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return out.view(shape);
+}
+
 }  // namespace
 
 void bind(pybind11::module& m) {
@@ -132,7 +179,10 @@ void bind(pybind11::module& m) {
         pybind11::arg("x"), pybind11::arg("prepacked"), pybind11::arg("scales"),
         pybind11::arg("zeros"), pybind11::arg("group_size"),
         pybind11::arg("bias") = pybind11::none());
-  m.attr("cuda_kernels") = pybind11::make_tuple("int8_mm", "int4_weight_mm");
+  m.def("bsr_mm_cuda", &bsr_mm_cuda, "bsr_mm forward on the CUDA C++ kernel (csrc/cuda/bsr_mm.cu)",
+        pybind11::arg("x"), pybind11::arg("values"), pybind11::arg("crow_indices"),
+        pybind11::arg("col_indices"), pybind11::arg("bias"));
+  m.attr("cuda_kernels") = pybind11::make_tuple("int8_mm", "int4_weight_mm", "bsr_mm");
 }
 
 }  // namespace greenops::cuda

@@ -37,3 +37,15 @@ cudaError_t int4_weight_mm(const void* x, const void* w, const float* scales, co
 int int4_weight_mm_split(int M, int N, int K, int sms);
 
 }  // namespace greenops::cuda
+
+namespace greenops::cuda {
+
+// out[M, N] = x[M, K] @ W^T + bias with W block-sparse (BSR: crow [N/bn + 1], col [nnz]
+// int64, values [nnz, bn, bk]); x, values, out fp16 or bf16 (kind), bias fp32 or null.
+// (bn, bk) in {32, 64}^2; x rows and values 16-byte aligned (K % 8 == 0). Returns the launch's
+// error, cudaErrorInvalidValue for a block shape it is not built for.
+cudaError_t bsr_mm(const void* x, const void* values, const int64_t* crow, const int64_t* col,
+                   const float* bias, void* out, HalfKind kind, int M, int N, int K, int bn, int bk,
+                   cudaStream_t stream);
+
+}  // namespace greenops::cuda

@@ -11,10 +11,10 @@ namespace greenops {
 
 inline bool is_block_size(int64_t b) { return b == 16 || b == 32 || b == 64 || b == 128; }
 
-// values [nnz, bn, bk]; crow [R + 1], col [nnz] int64 (in range, crow monotone from 0 to nnz).
-// Returns R (block rows). K (columns of W) must be a multiple of bk; col < K / bk.
-inline int64_t check_bsr(const char* op, const at::Tensor& values, const at::Tensor& crow,
-                         const at::Tensor& col, int64_t K) {
+// Shapes and dtypes only (no device-to-host copy): values [nnz, bn, bk]; crow [R + 1], col
+// [nnz] int64; K a multiple of bk. Returns R (block rows).
+inline int64_t check_bsr_shapes(const char* op, const at::Tensor& values, const at::Tensor& crow,
+                                const at::Tensor& col, int64_t K) {
   TORCH_CHECK_VALUE(values.dim() == 3, "greenops.", op, ": values must be 3-D [nnz, bn, bk], got shape ",
                     values.sizes());
   const int64_t nnz = values.size(0), bn = values.size(1), bk = values.size(2);
@@ -26,7 +26,15 @@ inline int64_t check_bsr(const char* op, const at::Tensor& values, const at::Ten
                     ": crow_indices must be 1-D [N/bn + 1], got shape ", crow.sizes());
   check_shape(op, "col_indices", col, {nnz}, "one block column per block of values");
   TORCH_CHECK_VALUE(K % bk == 0, "greenops.", op, ": K=", K, " is not a multiple of the block's bk=", bk);
-  const int64_t R = crow.numel() - 1, C = K / bk;
+  return crow.numel() - 1;
+}
+
+// check_bsr_shapes, and every index: crow monotone from 0 to nnz, col in [0, K / bk).
+// Returns R (block rows).
+inline int64_t check_bsr(const char* op, const at::Tensor& values, const at::Tensor& crow,
+                         const at::Tensor& col, int64_t K) {
+  const int64_t R = check_bsr_shapes(op, values, crow, col, K);
+  const int64_t nnz = values.size(0), C = K / values.size(2);
   const at::Tensor cr = crow.cpu().contiguous(), cc = col.cpu().contiguous();
   const int64_t* p = cr.data_ptr<int64_t>();
   TORCH_CHECK_VALUE(p[0] == 0 && p[R] == nnz, "greenops.", op, ": crow_indices must run from 0 to nnz=",

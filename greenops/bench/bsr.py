@@ -7,6 +7,7 @@ import dataclasses
 
 import torch
 
+from ..ops.bsr import CUDA_CPP_IMPLS
 from ..sparse import BlockSparseWeight, bsr_mm
 from .core import Case, Shape
 
@@ -51,6 +52,15 @@ def cases(s: SparseShape, device: str) -> list[Case]:
         case("dense_matmul", lambda: x @ wd.T, True),
         case("greenops.bsr_mm", lambda: bsr_mm(x, sw), False, "dense_matmul"),
     ]
+    if device != "cpu" and CUDA_CPP_IMPLS and b in (32, 64):  # the CUDA C++ forward too
+        out.append(
+            case(
+                "greenops.bsr_mm[cuda]",
+                lambda: bsr_mm(x, sw, backend="cuda"),
+                False,
+                "dense_matmul",
+            )
+        )
     try:
         tb = wd.to_sparse_bsr((b, b))
         fn = lambda: (tb @ x.T).T  # noqa: E731

@@ -14,6 +14,7 @@ import math
 
 import torch
 
+from .. import _ext
 from . import _backend
 from ._checks import FLOAT_DTYPES, check, check_dtype, check_same_device, check_shape
 
@@ -278,11 +279,43 @@ def _mm_backward(ctx, grad):
     return grad_x, grad_v, None, None, grad_b, None, None
 
 
+# "cuda" -> the CUDA C++ forward (csrc/cuda/bsr_mm.cu), where this build has it
+CUDA_CPP_IMPLS: dict = {}
+
+
+def bsr_mm_cuda(x, values, crow, col, bias=None, t_crow=None, t_blocks=None):
+    """The CUDA C++ forward (tensor cores; fp16/bf16, blocks of 32 or 64)."""
+    _check_mm(x, values, crow, col, bias)
+    return _ext.load().bsr_mm_cuda(x, values, crow, col, bias)
+
+
+def _cuda_takes(x, values, *args) -> bool:
+    """What the CUDA C++ kernel takes: fp16/bf16, blocks 32 or 64 a side, 16-byte aligned."""
+    return (
+        x.dtype in (torch.float16, torch.bfloat16)
+        and values.dim() == 3
+        and values.shape[1] in (32, 64)
+        and values.shape[2] in (32, 64)
+        and x.data_ptr() % 16 == 0
+        and values.data_ptr() % 16 == 0
+    )
+
+
 def register() -> None:
     torch.library.register_fake("greenops::bsr_mm")(_mm_fake)
     torch.library.register_fake("greenops::bsr_mm_t")(_mm_t_fake)
     torch.library.register_fake("greenops::bsr_sddmm")(_sddmm_fake)
+    if _backend.cuda_cpp_impls(["bsr_mm"]):
+        CUDA_CPP_IMPLS["cuda"] = bsr_mm_cuda
     for op, fn in TRITON_IMPLS.items():
-        torch.library.register_kernel(f"greenops::{op}", "cuda", fn)
-        _backend.register_cuda(op, ("triton",), auto="triton")
+        if op == "bsr_mm" and CUDA_CPP_IMPLS:  # both kernels: "auto" follows the table by M
+            impls = {"triton": fn, "cuda": CUDA_CPP_IMPLS["cuda"]}
+            rows = lambda x, *a: math.prod(x.shape[:-1])  # noqa: E731
+            torch.library.register_kernel(
+                f"greenops::{op}", "cuda", _backend.measured_dispatch(op, impls, rows, _cuda_takes)
+            )
+            _backend.register_cuda(op, ("triton", "cuda"), auto="measured")
+        else:
+            torch.library.register_kernel(f"greenops::{op}", "cuda", fn)
+            _backend.register_cuda(op, ("triton",), auto="triton")
     torch.library.register_autograd("greenops::bsr_mm", _mm_backward, setup_context=_mm_setup)
