@@ -5,7 +5,7 @@
 
 Shapes: N = K = 4096; M in {1, 256, 2048}; sparsity 50 / 75 / 90%; blocks 32 and 64
 (greenops/bench/bsr.py). Baselines in the same run: dense torch.matmul in the same dtype and
-torch's own BSR (W.to_sparse_bsr((b, b)) @ x.T).
+torch's own BSR (W.to_sparse_bsr((b, b)) @ x.T). Ours also with int8 blocks (per-channel scales).
 """
 
 import pytest
@@ -15,7 +15,7 @@ from greenops.bench.bsr import cases
 from greenops.bench.core import pytest_benchmark_case
 
 SHAPES = shapes_for("bsr", "llm")
-IMPLS = ["dense_matmul", "greenops.bsr_mm", "torch_bsr"]
+IMPLS = ["dense_matmul", "greenops.bsr_mm", "greenops.bsr_mm_int8", "torch_bsr"]
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=str)

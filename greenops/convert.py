@@ -30,6 +30,7 @@ class Int4Config:
 class BlockSparseConfig:
     block: tuple[int, int] = (32, 32)
     sparsity: float = 0.75
+    int8: bool = False  # int8 blocks with per-output-channel scales (inference)
 
 
 @dataclasses.dataclass
@@ -110,5 +111,5 @@ def sparsify_(
         model,
         config,
         filter_fn,
-        lambda m: BlockSparseLinear.from_linear(m, config.block, config.sparsity),
+        lambda m: BlockSparseLinear.from_linear(m, config.block, config.sparsity, int8=config.int8),
     )

@@ -6,8 +6,10 @@
 
 Format (docs/kernels.md), as torch.sparse_bsr: W [N, K] in blocks (bn, bk), bn and bk each 16,
 32, 64 or 128; crow_indices [N/bn + 1] int64, col_indices [nnz] int64 (sorted and unique within
-each block row), values [nnz, bn, bk] (fp32, fp16 or bf16). The transpose's metadata (for the
-backward's dX = dY @ W) is built once per weight and cached.
+each block row), values [nnz, bn, bk] (fp32, fp16 or bf16; or int8 with `scales` [N] fp32, one
+per output channel: W[n, :] = values * scales[n] -- quantization and sparsity together,
+`w.quantize_int8()`). The transpose's metadata (for the backward's dX = dY @ W) is built once
+per weight and cached.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from .ops import _backend
-from .ops.bsr import BLOCK_SIZES, block_rows, transpose_metadata
+from .ops.bsr import BLOCK_SIZES, block_rows, dequantize_blocks, transpose_metadata
 
 
 class BlockSparseWeight:
@@ -26,11 +28,14 @@ class BlockSparseWeight:
         col_indices: torch.Tensor,
         shape: tuple[int, int],
         validate: bool = True,
+        scales: torch.Tensor | None = None,
     ) -> None:
         """validate=False skips the O(nnz) checks of index contents (monotone crow, sorted and
         unique columns) for trusted weights; shapes are always checked, and the C++ kernels
-        still bound every index (an out-of-range one is an error, never a wild read)."""
+        still bound every index (an out-of-range one is an error, never a wild read). int8
+        values need `scales` [N] (fp32, one per output channel); float values take none."""
         self.values, self.crow_indices, self.col_indices = values, crow_indices, col_indices
+        self.scales = scales
         self.shape = (int(shape[0]), int(shape[1]))
         self._transpose = None
         self._check_shapes()
@@ -67,6 +72,17 @@ class BlockSparseWeight:
         if N % bn or K % bk:
             raise ValueError(
                 f"shape {list(self.shape)} is not a multiple of the block ({bn}, {bk})"
+            )
+        if (v.dtype == torch.int8) != (self.scales is not None):
+            raise ValueError(
+                "int8 values need scales (one per output channel) and float values take none; "
+                f"got {v.dtype} values and scales={'given' if self.scales is not None else None}"
+            )
+        if self.scales is not None and (
+            self.scales.dtype != torch.float32 or self.scales.shape != (N,)
+        ):
+            raise ValueError(
+                f"scales must be float32 [{N}], got {self.scales.dtype} {list(self.scales.shape)}"
             )
         for name, t in (("crow_indices", crow), ("col_indices", col)):
             if t.dtype != torch.int64:
@@ -149,17 +165,51 @@ class BlockSparseWeight:
         values = blocks[rows, cols].contiguous()
         return cls(values, crow, cols.to(torch.int64), (N, K), validate=False)
 
+    def dequantized_values(self) -> torch.Tensor:
+        """The blocks in float: int8 values times their rows' scales (fp32); float ones as
+        they are."""
+        return dequantize_blocks(self.values, self.scales, self.crow_indices)
+
     def to_dense(self) -> torch.Tensor:
+        """W [N, K] in the values' dtype (fp32 for int8 values, dequantized)."""
         N, K = self.shape
         bn, bk = self.block
-        out = torch.zeros(
-            N // bn, K // bk, bn, bk, dtype=self.values.dtype, device=self.values.device
-        )
-        out[block_rows(self.crow_indices, self.nnz_blocks), self.col_indices] = self.values
+        v = self.dequantized_values() if self.scales is not None else self.values
+        out = torch.zeros(N // bn, K // bk, bn, bk, dtype=v.dtype, device=v.device)
+        out[block_rows(self.crow_indices, self.nnz_blocks), self.col_indices] = v
         return out.transpose(1, 2).reshape(N, K)
 
+    def quantize_int8(self) -> BlockSparseWeight:
+        """int8 blocks with one scale per output channel (symmetric, quantize_int8's rule over
+        each row's stored blocks: s = max(amax, 1e-12) / 127, q = clamp(round_half_even(w / s),
+        -127, 127); a row holding NaN or +-Inf gets s = NaN and q = 0). Same pattern, 1/4 the
+        bytes of fp32 blocks."""
+        if self.scales is not None:
+            return self
+        N, K = self.shape
+        bn, _ = self.block
+        v = self.values.float()
+        rows = block_rows(self.crow_indices, self.nnz_blocks)
+        amax = torch.zeros(N // bn, bn, device=v.device)  # rows without blocks: s = 1e-12/127
+        bad = torch.zeros(N // bn, bn, device=v.device)
+        if self.nnz_blocks:
+            idx = rows[:, None].expand(-1, bn)
+            amax.scatter_reduce_(0, idx, v.abs().amax(-1), "amax")
+            bad.index_add_(0, rows, (~torch.isfinite(v)).any(-1).float())
+        s = amax.clamp_min(1e-12) / 127
+        s = torch.where(bad > 0, torch.nan, s).reshape(N)
+        sb = s.view(N // bn, bn)[rows][:, :, None]
+        q = torch.where(torch.isfinite(sb), torch.clamp(torch.round(v / sb), -127, 127), 0)
+        w = BlockSparseWeight(
+            q.to(torch.int8), self.crow_indices, self.col_indices, self.shape, False, s
+        )
+        w._transpose = self._transpose
+        return w
+
     def to_sparse_bsr(self) -> torch.Tensor:
-        return torch.sparse_bsr_tensor(self.crow_indices, self.col_indices, self.values, self.shape)
+        """A torch.sparse_bsr tensor (int8 weights: their dequantized fp32 blocks)."""
+        v = self.dequantized_values() if self.scales is not None else self.values
+        return torch.sparse_bsr_tensor(self.crow_indices, self.col_indices, v, self.shape)
 
     @classmethod
     def from_sparse_bsr(cls, t: torch.Tensor, validate: bool = True) -> BlockSparseWeight:
@@ -174,12 +224,15 @@ class BlockSparseWeight:
         )
 
     def to(self, device=None, dtype=None) -> BlockSparseWeight:
+        """Moves the weight; `dtype` changes float values (int8 ones keep their dtype)."""
+        q8 = self.scales is not None
         w = BlockSparseWeight(
-            self.values.to(device=device, dtype=dtype),
+            self.values.to(device=device, dtype=None if q8 else dtype),
             self.crow_indices.to(device),
             self.col_indices.to(device),
             self.shape,
             validate=False,
+            scales=self.scales.to(device) if q8 else None,
         )
         if self._transpose is not None:
             w._transpose = tuple(t.to(device) for t in self._transpose)
@@ -189,7 +242,8 @@ class BlockSparseWeight:
         return (
             f"BlockSparseWeight(shape={list(self.shape)}, block={self.block}, "
             f"nnz_blocks={self.nnz_blocks}, sparsity={self.sparsity:.1%}, "
-            f"dtype={self.values.dtype}, device={self.values.device})"
+            f"dtype={self.values.dtype}{' + per-channel scales' if self.scales is not None else ''}"
+            f", device={self.values.device})"
         )
 
 
@@ -207,7 +261,16 @@ def bsr_mm(
     from .ops.bsr import CUDA_CPP_IMPLS, TRITON_IMPLS
 
     t_crow, t_blocks = weight.transpose
-    args = (x, weight.values, weight.crow_indices, weight.col_indices, bias, t_crow, t_blocks)
+    args = (
+        x,
+        weight.values,
+        weight.crow_indices,
+        weight.col_indices,
+        bias,
+        t_crow,
+        t_blocks,
+        weight.scales,
+    )
     alternatives = {"triton": TRITON_IMPLS["bsr_mm"], **CUDA_CPP_IMPLS}
     return _backend.call("bsr_mm", x.device, backend, alternatives, *args)
 

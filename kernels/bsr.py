@@ -30,18 +30,22 @@ def bsr_mm_kernel(
     crow_ptr,
     col_ptr,
     bias_ptr,
+    scale_ptr,
     out_ptr,
     M,
     N,
     K,
     HAS_BIAS: tl.constexpr,
+    HAS_SCALES: tl.constexpr,
     IEEE: tl.constexpr,
     UPCAST: tl.constexpr,
     BN: tl.constexpr,
     BK: tl.constexpr,
     BLOCK_M: tl.constexpr,
 ):
-    """out [M, N] = x [M, K] @ W.T (+ bias): program (m-block, block row r)."""
+    """out [M, N] = x [M, K] @ W.T (+ bias): program (m-block, block row r). HAS_SCALES: int8
+    blocks, W[n, :] = values * scale[n] (converted to x's dtype in registers, the scale applied
+    to the fp32 sum)."""
     pid_m = tl.program_id(0)
     r = tl.program_id(1)
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -60,7 +64,11 @@ def bsr_mm_kernel(
         )
         # V_b transposed: [BK, BN], element (k, i) = values[b, i, k]
         vt = tl.load(v_ptr + b * (BN * BK) + offs_i[None, :] * BK + offs_k[:, None])
+        if HAS_SCALES:  # through fp32: the interpreter's int8 -> bf16 is wrong (Triton 3.9)
+            vt = vt.to(tl.float32).to(x.dtype)
         acc = _dot(x, vt, acc, IEEE, UPCAST)
+    if HAS_SCALES:
+        acc *= tl.load(scale_ptr + r * BN + offs_i)[None, :]
     if HAS_BIAS:
         acc += tl.load(bias_ptr + r * BN + offs_i).to(tl.float32)[None, :]
     out = out_ptr + offs_m[:, None].to(tl.int64) * N + r * BN + offs_i[None, :]

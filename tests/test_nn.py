@@ -67,6 +67,34 @@ def test_block_sparse_linear_trains_through_the_pattern():
     assert m.values.shape == (4, 32, 32)  # the pattern holds while training
 
 
+def test_int8_block_sparse_linear_equals_the_op_and_round_trips(tmp_path):
+    lin = linear(128, 64, seed=3)
+    m = BlockSparseLinear.from_linear(lin, block=(32, 32), sparsity=0.5, int8=True)
+    assert m.values.dtype == torch.int8 and "values" not in dict(m.named_parameters())
+    assert "dtype=torch.int8, per-channel scales" in repr(m)
+    w = greenops.BlockSparseWeight.from_dense(lin.weight.detach(), (32, 32), sparsity=0.5)
+    q = w.quantize_int8()
+    x = torch.randn(6, 128)
+    assert torch.equal(m(x), greenops.bsr_mm(x, q, lin.bias.detach()))
+    assert m(x.bfloat16()).dtype == torch.bfloat16
+    path = tmp_path / "m.safetensors"
+    save_file({k: v.contiguous() for k, v in m.state_dict().items()}, str(path))
+    fresh = BlockSparseLinear(128, 64, block=(32, 32), dtype=torch.int8)
+    fresh.load_state_dict(load_file(str(path)))
+    assert torch.equal(fresh(x), m(x)) and fresh.values.dtype == torch.int8
+    rows = greenops.nn.summary(nn.Sequential(m))
+    assert rows[0].bits.startswith("8 (50% sparse)")
+    assert rows[0].bytes_now < 0.2 * rows[0].bytes_dense  # int8 and half the blocks
+
+
+def test_sparsify_with_int8_blocks():
+    model = nn.Sequential(linear(64, 64), nn.ReLU(), linear(64, 10, seed=1))
+    rep = greenops.sparsify_(model, greenops.BlockSparseConfig((32, 32), 0.5, int8=True))
+    assert rep.converted == ["0"] and rep.skipped[0][0] == "2"
+    assert model[0].values.dtype == torch.int8
+    assert model(torch.randn(3, 64)).shape == (3, 10)
+
+
 def test_state_dict_round_trips_bit_exactly_also_through_safetensors(tmp_path):
     model = nn.Sequential(
         linear(128, 64), nn.ReLU(), linear(64, 64, seed=1), nn.ReLU(), linear(64, 32, seed=2)

@@ -117,18 +117,47 @@ at::Tensor bsr_mm_f64(const at::Tensor& x2, const at::Tensor& values, const at::
   return out.view({M, R * bn});
 }
 
+// int8 values: per-output-channel scales [N] fp32, x any float dtype; float values: x's dtype,
+// no scales.
+void check_values(const char* op, const at::Tensor& x, const at::Tensor& values,
+                  const std::optional<at::Tensor>& scales, int64_t N) {
+  if (values.scalar_type() == at::kChar) {
+    check_dtype(op, "x", x, {at::kFloat, at::kHalf, at::kBFloat16, at::kDouble});
+    TORCH_CHECK_VALUE(scales.has_value(), "greenops.", op,
+                      ": int8 values need scales (one per output channel, [N])");
+    check_dtype(op, "scales", *scales, {at::kFloat});
+    check_shape(op, "scales", *scales, {N}, "one scale per output channel");
+  } else {
+    check_floats(op, x, "x", values, "values");
+    TORCH_CHECK_VALUE(!scales.has_value(), "greenops.", op,
+                      ": scales go with int8 values only, got ", dtype_name(values.scalar_type()),
+                      " values");
+  }
+}
+
+// int8 blocks times their rows' scales, as `dtype` (the paths that take float blocks).
+at::Tensor dequantize_blocks(const at::Tensor& values, const at::Tensor& scales,
+                             const at::Tensor& crow, at::ScalarType dtype) {
+  const int64_t nnz = values.size(0), bn = values.size(1);
+  const at::Tensor rows = block_rows(crow, nnz);  // [nnz]
+  const at::Tensor s = scales.to(dtype).view({-1, bn}).index_select(0, rows);  // [nnz, bn]
+  return values.to(dtype) * s.unsqueeze(2);
+}
+
 at::Tensor bsr_mm_cpu(const at::Tensor& x, const at::Tensor& values, const at::Tensor& crow,
                       const at::Tensor& col, const std::optional<at::Tensor>& bias,
-                      const std::optional<at::Tensor>& t_crow, const std::optional<at::Tensor>& t_blocks) {
+                      const std::optional<at::Tensor>& t_crow, const std::optional<at::Tensor>& t_blocks,
+                      const std::optional<at::Tensor>& scales) {
   const char* op = "bsr_mm";
-  check_floats(op, x, "x", values, "values");
   TORCH_CHECK_VALUE(x.dim() >= 1, "greenops.bsr_mm: x must have at least 1 dim [..., K]");
   const at::Tensor no_tensor;
   check_same_device(op, {{"x", &x}, {"values", &values}, {"crow_indices", &crow}, {"col_indices", &col},
-                         {"bias", bias ? &*bias : &no_tensor}});
+                         {"bias", bias ? &*bias : &no_tensor}, {"scales", scales ? &*scales : &no_tensor}});
   const int64_t K = x.size(-1);
   const int64_t R = check_bsr(op, values, crow, col, K);
   const int64_t bn = values.size(1), bk = values.size(2), N = R * bn;
+  check_values(op, x, values, scales, N);
+  const bool q8 = values.scalar_type() == at::kChar;
   if (bias.has_value()) {
     check_dtype(op, "bias", *bias, {at::kFloat, at::kHalf, at::kBFloat16, at::kDouble});
     check_shape(op, "bias", *bias, {N}, "one value per output channel");
@@ -136,17 +165,28 @@ at::Tensor bsr_mm_cpu(const at::Tensor& x, const at::Tensor& values, const at::T
   (void)t_crow;  // transposed metadata: used by the backward only
   (void)t_blocks;
   if (x.scalar_type() == at::kDouble) {
-    at::Tensor out = bsr_mm_f64(x.reshape({rows_of(x), K}), values, crow, col, R);
+    const at::Tensor v = q8 ? dequantize_blocks(values, *scales, crow, at::kDouble) : values;
+    at::Tensor out = bsr_mm_f64(x.reshape({rows_of(x), K}), v, crow, col, R);
     if (bias.has_value()) out = out + bias->to(at::kDouble);
     return out.view(out_shape(x, N));
   }
   const at::Tensor x2 = x.reshape({rows_of(x), K}).to(at::kFloat).contiguous();
   const int64_t M = x2.size(0);
   if (M == 0 || N == 0) return at::empty(out_shape(x, N), x.options());
-  const at::Tensor v = values.to(at::kFloat).contiguous();
+  // int8 blocks stay int8 for the dot kernel (few rows: the weight's bytes are the time); the
+  // other paths, compute-bound, take them dequantized once per call
+  const bool int8_dot = q8 && M <= kb::kDotMaxRows;
+  const at::Tensor v = int8_dot ? values.contiguous()
+                       : q8     ? dequantize_blocks(values, *scales, crow, at::kFloat).contiguous()
+                                : values.to(at::kFloat).contiguous();
+  const at::Tensor sc = int8_dot ? scales->contiguous() : at::Tensor();
   const at::Tensor b = bias.has_value() ? bias->to(at::kFloat).contiguous() : at::Tensor();
   const at::Tensor cr = crow.contiguous(), cc = col.contiguous();
-  kb::ForwardArgs args{x2.data_ptr<float>(), nullptr, v.data_ptr<float>(), nullptr, cr.data_ptr<int64_t>(),
+  kb::ForwardArgs args{x2.data_ptr<float>(), nullptr,
+                       int8_dot ? nullptr : v.data_ptr<float>(),
+                       int8_dot ? v.data_ptr<int8_t>() : nullptr,
+                       int8_dot ? sc.data_ptr<float>() : nullptr,
+                       nullptr, cr.data_ptr<int64_t>(),
                        cc.data_ptr<int64_t>(), b.defined() ? b.data_ptr<float>() : nullptr, nullptr,
                        nullptr, 0, {M, N, K, bn, bk}};
   at::Tensor out;

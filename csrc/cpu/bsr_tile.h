@@ -179,23 +179,28 @@ inline void sddmm_impl(const SddmmArgs& a, int64_t b_begin, int64_t b_end) {
 
 // Forward for a few rows of x, K along the lanes: out[m, R_*bn + i] = sum over the row's blocks
 // of dot(V_b[i, :], x[m, c_b*bk : +bk]); no transposes at all.
-template <int BK, int MR>
-inline void dot_tile(const ForwardArgs& a, int64_t R_, int64_t i0, int64_t m, float* out) {
+// V is float (the blocks as stored) or int8 (then the sum is scaled per output channel: the
+// int8 -> float conversion sits in the inner loop, so only the int8 bytes are read).
+template <int BK, int MR, typename V>
+inline void dot_tile(const ForwardArgs& a, const V* values, int64_t R_, int64_t i0, int64_t m,
+                     float* out) {
   const Dims& d = a.d;
   float acc[MR][BK] = {};
   for (int64_t b = a.crow[R_]; b < a.crow[R_ + 1]; ++b) {
-    const float* v = a.values + b * d.bn * BK + i0 * BK;
+    const V* v = values + b * d.bn * BK + i0 * BK;
     const float* x = a.x + m * d.K + a.col[b] * BK;
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
 #pragma GCC unroll 8
-      for (int k = 0; k < BK; ++k) acc[r][k] += v[r * BK + k] * x[k];
+      for (int k = 0; k < BK; ++k) acc[r][k] += static_cast<float>(v[r * BK + k]) * x[k];
     }
   }
   for (int r = 0; r < MR; ++r) {
-    float s = a.bias ? a.bias[R_ * d.bn + i0 + r] : 0.f;
+    const int64_t n = R_ * d.bn + i0 + r;
+    float s = 0.f;
     for (int k = 0; k < BK; ++k) s += acc[r][k];
-    out[m * d.N + R_ * d.bn + i0 + r] = s;
+    if (a.scales) s *= a.scales[n];
+    out[m * d.N + n] = (a.bias ? a.bias[n] : 0.f) + s;
   }
 }
 
@@ -204,7 +209,12 @@ inline void forward_dot(const ForwardArgs& a, int64_t r_begin, int64_t r_end) {
   constexpr int MR = BK <= 32 ? 8 : BK == 64 ? 4 : 2;  // 16 accumulators of 16 floats
   for (int64_t R_ = r_begin; R_ < r_end; ++R_)
     for (int64_t m = 0; m < a.d.M; ++m)
-      for (int64_t i0 = 0; i0 < a.d.bn; i0 += MR) dot_tile<BK, MR>(a, R_, i0, m, a.out);
+      for (int64_t i0 = 0; i0 < a.d.bn; i0 += MR) {
+        if (a.qvalues)
+          dot_tile<BK, MR>(a, a.qvalues, R_, i0, m, a.out);
+        else
+          dot_tile<BK, MR>(a, a.values, R_, i0, m, a.out);
+      }
 }
 
 inline void forward_dot_impl(const ForwardArgs& a, int64_t r_begin, int64_t r_end) {

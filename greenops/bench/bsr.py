@@ -35,22 +35,24 @@ def cases(s: SparseShape, device: str) -> list[Case]:
     esz = x.element_size()
     peak = "fp32" if dtype == torch.float32 else "bf16"
 
-    def case(name, fn, dense, versus=None):
+    def case(name, fn, dense, versus=None, w_esz=None):
         weights = N * K if dense else nnz
         return Case(
             FAMILY,
             f"{s}:{name}",
             fn,
             2 * M * weights,  # multiply-adds actually done
-            (M * K + weights + M * N) * esz,
+            (M * K + M * N) * esz + weights * (w_esz or esz),
             peak,
             baseline=versus is None,
             versus=versus,
         )
 
+    q = sw.quantize_int8()  # int8 blocks, per-channel scales: 1/4 (fp32) or 1/2 (bf16) the bytes
     out = [
         case("dense_matmul", lambda: x @ wd.T, True),
         case("greenops.bsr_mm", lambda: bsr_mm(x, sw), False, "dense_matmul"),
+        case("greenops.bsr_mm_int8", lambda: bsr_mm(x, q), False, "dense_matmul", w_esz=1),
     ]
     if device != "cpu" and CUDA_CPP_IMPLS and b in (32, 64):  # the CUDA C++ forward too
         out.append(

@@ -180,9 +180,11 @@ class Int4Linear(nn.Module):
 
 
 class BlockSparseLinear(nn.Module):
-    """y = x @ W.T + b with W block-sparse (bsr_mm). `values` is a trainable parameter (the
-    backward reaches only the nonzero blocks); the pattern (crow/col indices, and the
-    transpose's metadata for the backward) are buffers, fixed until re-sparsified."""
+    """y = x @ W.T + b with W block-sparse (bsr_mm). Float `values` are a trainable parameter
+    (the backward reaches only the nonzero blocks); int8 values (dtype=torch.int8, with
+    per-output-channel `scales`) are buffers: quantization and sparsity together, for
+    inference. The pattern (crow/col indices, and the transpose's metadata for the backward)
+    are buffers, fixed until re-sparsified."""
 
     def __init__(
         self,
@@ -201,7 +203,13 @@ class BlockSparseLinear(nn.Module):
                 f"block ({bn}, {bk})"
             )
         self.in_features, self.out_features, self.block = in_features, out_features, (bn, bk)
-        self.values = nn.Parameter(torch.zeros(nnz_blocks, bn, bk, dtype=dtype))
+        if dtype == torch.int8:
+            self.register_buffer("values", torch.zeros(nnz_blocks, bn, bk, dtype=dtype))
+            self.register_buffer("scales", torch.ones(out_features))
+            dtype = torch.float32  # the bias's
+        else:
+            self.values = nn.Parameter(torch.zeros(nnz_blocks, bn, bk, dtype=dtype))
+            self.scales = None
         self.register_buffer("crow_indices", torch.zeros(out_features // bn + 1, dtype=torch.int64))
         self.register_buffer("col_indices", torch.zeros(nnz_blocks, dtype=torch.int64))
         self.register_buffer("t_crow", torch.zeros(in_features // bk + 1, dtype=torch.int64))
@@ -210,12 +218,19 @@ class BlockSparseLinear(nn.Module):
 
     @classmethod
     def from_linear(
-        cls, linear: nn.Linear, block=(32, 32), sparsity: float | None = None, mask=None
+        cls,
+        linear: nn.Linear,
+        block=(32, 32),
+        sparsity: float | None = None,
+        mask=None,
+        int8: bool = False,
     ) -> BlockSparseLinear:
+        """Prunes by block L2 norm (or to `mask`); int8=True then quantizes the kept blocks
+        per output channel (BlockSparseWeight.quantize_int8)."""
         w = BlockSparseWeight.from_dense(
             linear.weight.detach(), block, mask=mask, sparsity=sparsity
         )
-        return cls.from_weight(w, linear.bias)
+        return cls.from_weight(w.quantize_int8() if int8 else w, linear.bias)
 
     @classmethod
     def from_weight(
@@ -225,6 +240,8 @@ class BlockSparseLinear(nn.Module):
         m = cls(K, N, bias is not None, w.block, w.nnz_blocks, w.values.dtype).to(w.values.device)
         with torch.no_grad():
             m.values.copy_(w.values)
+            if w.scales is not None:
+                m.scales.copy_(w.scales)
             m.crow_indices.copy_(w.crow_indices)
             m.col_indices.copy_(w.col_indices)
             t_crow, t_blocks = w.transpose
@@ -241,21 +258,24 @@ class BlockSparseLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         bias = None if self.bias is None else self.bias.to(x.dtype)
+        q8 = self.scales is not None
         return torch.ops.greenops.bsr_mm(
             x,
-            self.values.to(x.dtype),
+            self.values if q8 else self.values.to(x.dtype),
             self.crow_indices,
             self.col_indices,
             bias,
             self.t_crow,
             self.t_blocks,
+            self.scales.float() if q8 else None,  # fp32 even after a model-wide .to(dtype)
         )
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # The number of blocks is the checkpoint's: resize before copying.
         v = state_dict.get(prefix + "values")
         if v is not None and v.shape != self.values.shape:
-            self.values = nn.Parameter(torch.empty_like(v, device=self.values.device))
+            fresh = torch.empty_like(v, dtype=self.values.dtype, device=self.values.device)
+            self.values = fresh if self.scales is not None else nn.Parameter(fresh)
             self.col_indices = torch.empty(v.shape[0], dtype=torch.int64, device=v.device)
             self.t_blocks = torch.empty(2, v.shape[0], dtype=torch.int64, device=v.device)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
@@ -265,4 +285,5 @@ class BlockSparseLinear(nn.Module):
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"bias={self.bias is not None}, block={self.block}, sparsity={self.sparsity:.1%}, "
             f"dtype={self.values.dtype}"
+            + (", per-channel scales" if self.scales is not None else "")
         )

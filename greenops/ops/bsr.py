@@ -56,13 +56,22 @@ def _check_floats(op, a, an, b, bn_):
         )
 
 
-def _check_mm(x, values, crow, col, bias) -> int:
+def _check_mm(x, values, crow, col, bias, scales=None) -> int:
     op = "bsr_mm"
-    _check_floats(op, x, "x", values, "values")
     check(x.dim() >= 1, op, "x must have at least 1 dim [..., K]")
-    check_same_device(op, x=x, values=values, crow_indices=crow, col_indices=col, bias=bias)
+    check_same_device(
+        op, x=x, values=values, crow_indices=crow, col_indices=col, bias=bias, scales=scales
+    )
     R = _check_bsr(op, values, crow, col, x.shape[-1])
     N = R * values.shape[1]
+    if values.dtype == torch.int8:  # W[n, :] = values * scales[n]
+        check_dtype(op, "x", x, (*FLOAT_DTYPES, torch.float64))
+        check(scales is not None, op, "int8 values need scales (one per output channel, [N])")
+        check_dtype(op, "scales", scales, (torch.float32,))
+        check_shape(op, "scales", scales, [N], "one scale per output channel")
+    else:
+        _check_floats(op, x, "x", values, "values")
+        check(scales is None, op, f"scales go with int8 values only, got {values.dtype} values")
     if bias is not None:
         check_dtype(op, "bias", bias, (*FLOAT_DTYPES, torch.float64))
         check_shape(op, "bias", bias, [N], "one value per output channel")
@@ -72,8 +81,8 @@ def _check_mm(x, values, crow, col, bias) -> int:
 # --- fake impls -------------------------------------------------------------------------------
 
 
-def _mm_fake(x, values, crow, col, bias=None, t_crow=None, t_blocks=None):
-    N = _check_mm(x, values, crow, col, bias)
+def _mm_fake(x, values, crow, col, bias=None, t_crow=None, t_blocks=None, scales=None):
+    N = _check_mm(x, values, crow, col, bias, scales)
     return x.new_empty((*x.shape[:-1], N))
 
 
@@ -109,8 +118,18 @@ def transpose_metadata(crow: torch.Tensor, col: torch.Tensor, num_col_blocks: in
     return t_crow, torch.stack([order, rows[order]])
 
 
-def bsr_mm_torch(x, values, crow, col, bias=None, t_crow=None, t_blocks=None):
-    N = _check_mm(x, values, crow, col, bias)
+def dequantize_blocks(values, scales, crow, dtype=torch.float32):
+    """int8 blocks times their rows' scales (float blocks as they are), in `dtype`."""
+    if values.dtype != torch.int8:
+        return values.to(dtype)
+    nnz, bn, _ = values.shape
+    s = scales.to(dtype).view(-1, bn)[block_rows(crow, nnz)]  # [nnz, bn]
+    return values.to(dtype) * s[:, :, None]
+
+
+def bsr_mm_torch(x, values, crow, col, bias=None, t_crow=None, t_blocks=None, scales=None):
+    N = _check_mm(x, values, crow, col, bias, scales)
+    values = dequantize_blocks(values, scales, crow)
     nnz, bn, bk = values.shape
     K = x.shape[-1]
     x2 = x.reshape(math.prod(x.shape[:-1]), K).float()
@@ -167,8 +186,8 @@ def _flags(dtype):
     }
 
 
-def bsr_mm_triton(x, values, crow, col, bias=None, t_crow=None, t_blocks=None):
-    N = _check_mm(x, values, crow, col, bias)
+def bsr_mm_triton(x, values, crow, col, bias=None, t_crow=None, t_blocks=None, scales=None):
+    N = _check_mm(x, values, crow, col, bias, scales)
     nnz, bn, bk = values.shape
     K = x.shape[-1]
     x2 = x.reshape(math.prod(x.shape[:-1]), K).contiguous()
@@ -183,11 +202,13 @@ def bsr_mm_triton(x, values, crow, col, bias=None, t_crow=None, t_blocks=None):
             crow.contiguous(),
             col.contiguous(),
             out if bias is None else bias.contiguous(),
+            out if scales is None else scales.contiguous(),
             out,
             M,
             N,
             K,
             HAS_BIAS=bias is not None,
+            HAS_SCALES=scales is not None,
             BN=bn,
             BK=bk,
             BLOCK_M=bm,
@@ -255,13 +276,13 @@ TRITON_IMPLS = {"bsr_mm": bsr_mm_triton, "bsr_mm_t": bsr_mm_t_triton, "bsr_sddmm
 
 
 def _mm_setup(ctx, inputs, output):
-    x, values, crow, col, bias, t_crow, t_blocks = inputs
-    ctx.save_for_backward(x, values, crow, col, t_crow, t_blocks)
+    x, values, crow, col, bias, t_crow, t_blocks, scales = inputs
+    ctx.save_for_backward(x, values, crow, col, t_crow, t_blocks, scales)
     ctx.bias_dtype = None if bias is None else bias.dtype
 
 
 def _mm_backward(ctx, grad):
-    x, values, crow, col, t_crow, t_blocks = ctx.saved_tensors
+    x, values, crow, col, t_crow, t_blocks, scales = ctx.saved_tensors
     nnz, bn, bk = values.shape
     K = x.shape[-1]
     g2 = grad.reshape(-1, grad.shape[-1])
@@ -269,23 +290,25 @@ def _mm_backward(ctx, grad):
     if ctx.needs_input_grad[0]:
         if t_crow is None or t_blocks is None:
             t_crow, t_blocks = transpose_metadata(crow, col, K // bk)
-        grad_x = torch.ops.greenops.bsr_mm_t(g2.to(values.dtype), values, t_crow, t_blocks)
+        # int8 blocks: dX through their dequantized copy (int8 weights are not trained)
+        v = dequantize_blocks(values, scales, crow, x.dtype) if scales is not None else values
+        grad_x = torch.ops.greenops.bsr_mm_t(g2.to(v.dtype), v, t_crow, t_blocks)
         grad_x = grad_x.to(x.dtype).view(x.shape)
     if ctx.needs_input_grad[1]:
         x2 = x.reshape(-1, K)
         grad_v = torch.ops.greenops.bsr_sddmm(g2.to(x.dtype), x2, crow, col, bn, bk)
     if ctx.bias_dtype is not None and ctx.needs_input_grad[4]:
         grad_b = g2.float().sum(0).to(ctx.bias_dtype)
-    return grad_x, grad_v, None, None, grad_b, None, None
+    return grad_x, grad_v, None, None, grad_b, None, None, None
 
 
 # "cuda" -> the CUDA C++ forward (csrc/cuda/bsr_mm.cu), where this build has it
 CUDA_CPP_IMPLS: dict = {}
 
 
-def bsr_mm_cuda(x, values, crow, col, bias=None, t_crow=None, t_blocks=None):
-    """The CUDA C++ forward (tensor cores; fp16/bf16, blocks of 32 or 64)."""
-    _check_mm(x, values, crow, col, bias)
+def bsr_mm_cuda(x, values, crow, col, bias=None, t_crow=None, t_blocks=None, scales=None):
+    """The CUDA C++ forward (tensor cores; fp16/bf16 values, blocks of 32 or 64)."""
+    _check_mm(x, values, crow, col, bias, scales)
     return _ext.load().bsr_mm_cuda(x, values, crow, col, bias)
 
 
@@ -293,6 +316,7 @@ def _cuda_takes(x, values, *args) -> bool:
     """What the CUDA C++ kernel takes: fp16/bf16, blocks 32 or 64 a side, 16-byte aligned."""
     return (
         x.dtype in (torch.float16, torch.bfloat16)
+        and values.dtype == x.dtype
         and values.dim() == 3
         and values.shape[1] in (32, 64)
         and values.shape[2] in (32, 64)
