@@ -6,7 +6,9 @@ under the interpreter for bf16 (its bf16 dot multiplies raw bit patterns, Triton
 Values are addressed with 32-bit block offsets (nnz * bn * bk < 2**31 elements).
 
 Work split: one program per (m-block, block row) / (m-block, block column) / block; a row with
-many blocks is one program's loop (no split or persistent grid yet; docs/kernels.md).
+many blocks is one program's loop. Rows (columns) are launched longest first (`order`: block
+rows by decreasing block count, made per call from crow), so the long loops start in the first
+wave and the short ones fill in behind them (longest-processing-time-first scheduling).
 """
 
 import triton
@@ -29,6 +31,7 @@ def bsr_mm_kernel(
     v_ptr,
     crow_ptr,
     col_ptr,
+    order_ptr,
     bias_ptr,
     scale_ptr,
     out_ptr,
@@ -43,11 +46,11 @@ def bsr_mm_kernel(
     BK: tl.constexpr,
     BLOCK_M: tl.constexpr,
 ):
-    """out [M, N] = x [M, K] @ W.T (+ bias): program (m-block, block row r). HAS_SCALES: int8
+    """out [M, N] = x [M, K] @ W.T (+ bias): program (m-block, block row order[j]). HAS_SCALES: int8
     blocks, W[n, :] = values * scale[n] (converted to x's dtype in registers, the scale applied
     to the fp32 sum)."""
     pid_m = tl.program_id(0)
-    r = tl.program_id(1)
+    r = tl.load(order_ptr + tl.program_id(1))
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_i = tl.arange(0, BN)
     offs_k = tl.arange(0, BK)
@@ -81,6 +84,7 @@ def bsr_mm_t_kernel(
     v_ptr,
     t_crow_ptr,
     t_blocks_ptr,
+    order_ptr,
     dx_ptr,
     M,
     N,
@@ -92,10 +96,10 @@ def bsr_mm_t_kernel(
     BK: tl.constexpr,
     BLOCK_M: tl.constexpr,
 ):
-    """dx [M, K] = dy [M, N] @ W: program (m-block, block column c), over the column's blocks
-    (t_blocks [2, NNZ]: block index, block row)."""
+    """dx [M, K] = dy [M, N] @ W: program (m-block, block column order[j]), over the column's
+    blocks (t_blocks [2, NNZ]: block index, block row)."""
     pid_m = tl.program_id(0)
-    c = tl.program_id(1)
+    c = tl.load(order_ptr + tl.program_id(1))
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_i = tl.arange(0, BN)
     offs_k = tl.arange(0, BK)

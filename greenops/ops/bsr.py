@@ -186,6 +186,12 @@ def _flags(dtype):
     }
 
 
+def longest_first(ptr: torch.Tensor) -> torch.Tensor:
+    """Rows (or columns) of a CSR pointer ordered by decreasing length (ties by index): the
+    Triton kernels' launch order, so long loops start in the first wave."""
+    return torch.argsort(ptr[1:] - ptr[:-1], descending=True, stable=True)
+
+
 def bsr_mm_triton(x, values, crow, col, bias=None, t_crow=None, t_blocks=None, scales=None):
     N = _check_mm(x, values, crow, col, bias, scales)
     nnz, bn, bk = values.shape
@@ -201,6 +207,7 @@ def bsr_mm_triton(x, values, crow, col, bias=None, t_crow=None, t_blocks=None, s
             values.contiguous(),
             crow.contiguous(),
             col.contiguous(),
+            longest_first(crow),
             out if bias is None else bias.contiguous(),
             out if scales is None else scales.contiguous(),
             out,
@@ -231,6 +238,7 @@ def bsr_mm_t_triton(dy, values, t_crow, t_blocks):
             values.contiguous(),
             t_crow.contiguous(),
             t_blocks.contiguous(),
+            longest_first(t_crow),
             dx,
             M,
             N,

@@ -311,3 +311,8 @@ def test_opcheck_and_compile_cpu():
 
     torch._dynamo.reset()
     assert torch.equal(torch.compile(f, fullgraph=True)(x), f(x))
+
+
+def test_triton_launch_order_is_longest_row_first():
+    crow = torch.tensor([0, 1, 1, 4, 6, 7])  # lengths 1, 0, 3, 2, 1
+    assert B.longest_first(crow).tolist() == [2, 3, 0, 4, 1]
