@@ -21,25 +21,21 @@ def _load_check_cuda():
     return mod
 
 
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
+def _build(tmp_path_factory, name: str) -> str:
     cxx = shutil.which("g++") or shutil.which("c++")
-    assert cxx, "g++ is needed to build the host emulator"
-    exe = str(tmp_path_factory.mktemp("emu") / "int8_mm_emulator")
+    assert cxx, "g++ is needed to build the host emulators"
+    exe = str(tmp_path_factory.mktemp(name) / name)
+    src = os.path.join(ROOT, "tests", "cuda_host", f"{name}.cpp")
     subprocess.run(
-        [
-            cxx,
-            "-std=c++17",
-            "-O2",
-            "-I",
-            os.path.join(ROOT, "csrc", "cuda"),
-            os.path.join(ROOT, "tests", "cuda_host", "int8_mm_emulator.cpp"),
-            "-o",
-            exe,
-        ],
+        [cxx, "-std=c++17", "-O2", "-I", os.path.join(ROOT, "csrc", "cuda"), src, "-o", exe],
         check=True,
     )
     return exe
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory):
+    return _build(tmp_path_factory, "int8_mm_emulator")
 
 
 # tile edges (128), K tails (64 per stage), more K tiles than stages (4), grouped raster (8)
@@ -62,21 +58,7 @@ def test_int8_mm_kernel_index_math_computes_the_matmul(emulator, M, N, K):
 
 @pytest.fixture(scope="module")
 def int4_emulator(tmp_path_factory):
-    exe = str(tmp_path_factory.mktemp("emu4") / "int4_emulator")
-    subprocess.run(
-        [
-            shutil.which("g++") or "c++",
-            "-std=c++17",
-            "-O2",
-            "-I",
-            os.path.join(ROOT, "csrc", "cuda"),
-            os.path.join(ROOT, "tests", "cuda_host", "int4_emulator.cpp"),
-            "-o",
-            exe,
-        ],
-        check=True,
-    )
-    return exe
+    return _build(tmp_path_factory, "int4_emulator")
 
 
 # (M, N, K, group, split, symmetric): m-tile edges (16), n-block tails (64), k-tiles fewer than
@@ -145,21 +127,7 @@ def test_the_cuda_backend_prepacks_a_weight_once():
 
 @pytest.fixture(scope="module")
 def bsr_emulator(tmp_path_factory):
-    exe = str(tmp_path_factory.mktemp("emub") / "bsr_emulator")
-    subprocess.run(
-        [
-            shutil.which("g++") or "c++",
-            "-std=c++17",
-            "-O2",
-            "-I",
-            os.path.join(ROOT, "csrc", "cuda"),
-            os.path.join(ROOT, "tests", "cuda_host", "bsr_emulator.cpp"),
-            "-o",
-            exe,
-        ],
-        check=True,
-    )
-    return exe
+    return _build(tmp_path_factory, "bsr_emulator")
 
 
 # (M, N, K, bn, bk, density %): every block shape, row tiles past 128, empty rows (0%), a row

@@ -46,18 +46,24 @@ def test_convert_matches_the_fake_quant_model(bits, weight_only):
         assert torch.equal(layer.packed, greenops.quantize_int4(fake_weights[0], 32)[0])
 
 
-def test_qat_trains_a_small_model():
+def _trained(**prepare_kw):
+    """A small classifier prepared with `prepare_kw` and trained 60 Adam steps."""
     torch.manual_seed(0)
     X = torch.randn(256, 32)
     y = (X[:, :4].sum(1) > 0).long()
     model = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 2))
-    qat.prepare(model, bits=4, group_size=32)
+    qat.prepare(model, bits=4, group_size=32, **prepare_kw)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(60):
         loss = nn.functional.cross_entropy(model(X), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
+    return model, X, y
+
+
+def test_qat_trains_a_small_model():
+    model, X, y = _trained()
     qat.convert(model)
     acc = (model(X).argmax(1) == y).float().mean().item()
     assert acc > 0.9, acc
@@ -188,21 +194,10 @@ def test_relaxed_is_hard_in_eval_mode():
 
 
 def test_lsq_and_relaxed_qat_train_and_save():
-    torch.manual_seed(0)
-    X = torch.randn(256, 32)
-    y = (X[:, :4].sum(1) > 0).long()
-    model = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 2))
-    qat.prepare(model, bits=4, group_size=32, learn_scales=True, relaxed=True, relaxed_steps=30)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(60):
-        loss = nn.functional.cross_entropy(model(X), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    model, X, y = _trained(learn_scales=True, relaxed=True, relaxed_steps=30)
     state = model.state_dict()
-    assert (
-        int(state["0.relax_step"]) == 30
-    )  # counts the relaxed forwards and "0.weight_scale" in state
+    assert int(state["0.relax_step"]) == 30  # the relaxed forwards, then it stops counting
+    assert "0.weight_scale" in state
     clone = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 2))
     qat.prepare(clone, bits=4, group_size=32, learn_scales=True, relaxed=True, relaxed_steps=30)
     clone.load_state_dict(state)

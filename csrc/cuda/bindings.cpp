@@ -20,6 +20,24 @@
 namespace greenops::cuda {
 namespace {
 
+// x [..., K] as M rows (multiply_integers: reshape({-1, K}) is ambiguous for K = 0), sizes
+// checked to fit the kernels' int32, and the output's shape [..., N].
+int64_t flat_rows(const char* op, const at::Tensor& x, int64_t N, std::vector<int64_t>& shape) {
+  const int64_t M = c10::multiply_integers(x.sizes().slice(0, x.dim() - 1));
+  TORCH_CHECK_VALUE(M < INT32_MAX && N < INT32_MAX && x.size(-1) < INT32_MAX, "greenops.", op,
+                    ": sizes must fit in int32");
+  shape.assign(x.sizes().begin(), x.sizes().end() - 1);
+  shape.push_back(N);
+  return M;
+}
+
+void check_bias(const char* op, const std::optional<at::Tensor>& bias, int64_t N) {
+  if (bias.has_value()) {
+    check_dtype(op, "bias", *bias, {at::kFloat, at::kHalf, at::kBFloat16});
+    check_shape(op, "bias", *bias, {N}, "one value per output channel");
+  }
+}
+
 at::Tensor int8_mm_cuda(const at::Tensor& a_q, const at::Tensor& a_scale, const at::Tensor& w_q,
                         const at::Tensor& w_scale, const std::optional<at::Tensor>& bias,
                         std::optional<at::ScalarType> out_dtype) {
@@ -29,13 +47,10 @@ at::Tensor int8_mm_cuda(const at::Tensor& a_q, const at::Tensor& a_scale, const 
   const int64_t K = a_q.size(-1), N = w_q.size(0);
   TORCH_CHECK_VALUE(K % 16 == 0, "greenops.int8_mm (cuda backend): K must be a multiple of 16 "
                     "(16-byte cp.async rows), got K=", K, "; use backend='triton'");
-  const int64_t M = c10::multiply_integers(a_q.sizes().slice(0, a_q.dim() - 1));
-  const at::Tensor a = a_q.reshape({M, K}).contiguous();  // ({-1, K}) is ambiguous for K = 0
-  TORCH_CHECK_VALUE(M < INT32_MAX && N < INT32_MAX && K < INT32_MAX,
-                    "greenops.int8_mm (cuda backend): sizes must fit in int32");
+  std::vector<int64_t> shape;
+  const int64_t M = flat_rows("int8_mm (cuda backend)", a_q, N, shape);
+  const at::Tensor a = a_q.reshape({M, K}).contiguous();
   const at::ScalarType dtype = out_dtype.value_or(at::kFloat);
-  std::vector<int64_t> shape(a_q.sizes().begin(), a_q.sizes().end() - 1);
-  shape.push_back(N);
   at::Tensor out = at::empty({M, N}, a_q.options().dtype(dtype));
   if (M == 0 || N == 0) return out.view(shape);
   const at::Tensor w = w_q.contiguous();
@@ -81,24 +96,12 @@ at::Tensor int4_weight_mm_cuda(const at::Tensor& x, const at::Tensor& prepacked,
                     " but the prepacked weight holds K=", prepacked.size(1) * 128);
   check_int4_group(op, K, group_size);
   TORCH_CHECK_VALUE(group_size % 32 == 0, "greenops.", op, ": group_size must be a multiple of 32");
-  const int64_t G = K / group_size;
-  check_dtype(op, "scales", scales, {at::kFloat});
-  check_shape(op, "scales", scales, {N, G}, "[N, K/group_size]: one scale per group");
-  if (zeros.has_value()) {
-    check_dtype(op, "zeros", *zeros, {at::kFloat});
-    check_shape(op, "zeros", *zeros, {N, G}, "[N, K/group_size]: one zero point per group");
-  }
-  if (bias.has_value()) {
-    check_dtype(op, "bias", *bias, {at::kFloat, at::kHalf, at::kBFloat16});
-    check_shape(op, "bias", *bias, {N}, "one value per output channel");
-  }
+  check_int4_scales(op, scales, zeros, N, K / group_size);
+  check_bias(op, bias, N);
   const c10::cuda::CUDAGuard guard(x.device());
-  const int64_t M = c10::multiply_integers(x.sizes().slice(0, x.dim() - 1));
-  TORCH_CHECK_VALUE(M < INT32_MAX && N < INT32_MAX && K < INT32_MAX,
-                    "greenops.", op, ": sizes must fit in int32");
+  std::vector<int64_t> shape;
+  const int64_t M = flat_rows(op, x, N, shape);
   const at::Tensor xc = x.reshape({M, K}).contiguous();
-  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end() - 1);
-  shape.push_back(N);
   at::Tensor out = at::empty({M, N}, x.options());
   if (M == 0 || N == 0) return out.view(shape);
   const at::Tensor sc = scales.contiguous();
@@ -142,16 +145,10 @@ at::Tensor bsr_mm_cuda(const at::Tensor& x, const at::Tensor& values, const at::
   TORCH_CHECK_VALUE((bn == 32 || bn == 64) && (bk == 32 || bk == 64), "greenops.", op,
                     ": the CUDA C++ kernel takes blocks of 32 or 64 on each side, got (", bn, ", ",
                     bk, "); use backend='triton'");
-  if (bias.has_value()) {
-    check_dtype(op, "bias", *bias, {at::kFloat, at::kHalf, at::kBFloat16});
-    check_shape(op, "bias", *bias, {N}, "one value per output channel");
-  }
+  check_bias(op, bias, N);
   const c10::cuda::CUDAGuard guard(x.device());
-  const int64_t M = c10::multiply_integers(x.sizes().slice(0, x.dim() - 1));
-  TORCH_CHECK_VALUE(M < INT32_MAX && N < INT32_MAX && K < INT32_MAX,
-                    "greenops.", op, ": sizes must fit in int32");
-  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end() - 1);
-  shape.push_back(N);
+  std::vector<int64_t> shape;
+  const int64_t M = flat_rows(op, x, N, shape);
   at::Tensor out = at::empty({M, N}, x.options());
   if (M == 0 || N == 0) return out.view(shape);
   const at::Tensor xc = x.reshape({M, K}).contiguous(), v = values.contiguous();

@@ -3,60 +3,15 @@
 // blocks, each a K step of bk whose x tile is gathered at the block's column; a 3-stage cp.async
 // ring into swizzled shared memory, ldmatrix, mma.m16n8k16; bias and the cast in the epilogue.
 // Index math: bsr_layout.h (host-tested). No torch headers: the binding is bindings.cpp.
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-
 #include "bsr_layout.h"
 #include "launchers.h"
+#include "ptx.h"
 
 namespace greenops::cuda {
 namespace {
 
 using namespace bsr_tile;
-
-__device__ __forceinline__ unsigned smem_addr(const void* p) {
-  return static_cast<unsigned>(__cvta_generic_to_shared(p));
-}
-__device__ __forceinline__ void cp_async16(unsigned dst, const void* src, int src_bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
-               "r"(src_bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-__device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], unsigned addr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
-
-template <typename T>
-__device__ __forceinline__ void mma(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1);
-template <>
-__device__ __forceinline__ void mma<__half>(float (&c)[4], const unsigned (&a)[4], unsigned b0,
-                                            unsigned b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-      "{%8, %9}, {%0, %1, %2, %3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-template <>
-__device__ __forceinline__ void mma<__nv_bfloat16>(float (&c)[4], const unsigned (&a)[4],
-                                                   unsigned b0, unsigned b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-      "{%8, %9}, {%0, %1, %2, %3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ __half to_out(float v, __half*) { return __float2half_rn(v); }
-__device__ __forceinline__ __nv_bfloat16 to_out(float v, __nv_bfloat16*) {
-  return __float2bfloat16_rn(v);
-}
+using namespace ptx;
 
 // Stage: x rows m0.. at columns c*bk.., and block b of the values.
 template <typename S, typename T>
@@ -136,7 +91,7 @@ __global__ void __launch_bounds__(THREADS)
 #pragma unroll
       for (int i = 0; i < MI; ++i)
 #pragma unroll
-        for (int j = 0; j < S::NI; ++j) mma<T>(acc[i][j], a[i], b[j][0], b[j][1]);
+        for (int j = 0; j < S::NI; ++j) mma_16<T>(acc[i][j], a[i], b[j][0], b[j][1]);
     }
   }
   cp_async_wait<0>();
@@ -152,7 +107,7 @@ __global__ void __launch_bounds__(THREADS)
         const int m = m0 + wm * WM + i * 16 + rr, n = r * S::bn + wn * S::WN + j * 8 + cc;
         if (m < M) {
           const float v = acc[i][j][c] + (bias != nullptr ? bias[n] : 0.f);
-          out[static_cast<size_t>(m) * N + n] = to_out(v, out);
+          out[static_cast<size_t>(m) * N + n] = cast_out(v, out);
         }
       }
 }

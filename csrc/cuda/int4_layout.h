@@ -14,13 +14,11 @@
 
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define GREENOPS_HD __host__ __device__ __forceinline__
-#else
-#define GREENOPS_HD inline
-#endif
+#include "mma_layout.h"  // acc_coord, GREENOPS_HD
 
 namespace greenops::cuda::int4_tile {
+
+using namespace mma_layout;
 
 constexpr int TILE_N = 8, TILE_K = 128, LANES = 32, WORDS = 4;  // 512-byte tiles
 constexpr int WARPS = 4, BLOCK_N = 64, NT = BLOCK_N / TILE_N;   // 4 warps x 8 n-tiles
@@ -54,12 +52,6 @@ GREENOPS_HD int64_t word_offset(int64_t nt, int64_t kb, int64_t k_tiles, int lan
 GREENOPS_HD void a_coord(int lane, int r, int h, int& row, int& k) {
   row = (lane >> 2) + 8 * (r & 1);
   k = 2 * (lane & 3) + h + 8 * (r >> 1);
-}
-
-// Accumulator c[i] of mma.m16n8k16 at lane -> (row, col) in the 16 x 8 tile.
-GREENOPS_HD void acc_coord(int lane, int i, int& row, int& col) {
-  row = (lane >> 2) + 8 * (i >> 1);
-  col = (lane & 3) * 2 + (i & 1);
 }
 
 // Split-K: enough blocks for `waves` per SM, each warp left at least 2 k-tiles to stream.

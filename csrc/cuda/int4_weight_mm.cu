@@ -4,16 +4,15 @@
 // scales and zero points applied with one fma per pair, mma.sync.m16n8k16 with fp32
 // accumulation; four warps split a block's K range and reduce in shared memory, and a split-K
 // grid (fp32 partials + a reduce kernel) keeps every SM streaming at M = 1. No torch headers.
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-
 #include "int4_layout.h"
 #include "launchers.h"
+#include "ptx.h"
 
 namespace greenops::cuda {
 namespace {
 
 using namespace int4_tile;
+using namespace ptx;
 
 template <typename T>
 struct Half2Of;
@@ -23,8 +22,6 @@ struct Half2Of<__half> {
   static constexpr uint32_t kMagic = 0x64006400u;  // fp16 1024 in each half: 1024 + q exact
   static __device__ __forceinline__ type offset() { return __float2half2_rn(1024.f); }
   static __device__ __forceinline__ type pair(float v) { return __float2half2_rn(v); }
-  static __device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
-  static __device__ __forceinline__ __half from_float(float v) { return __float2half_rn(v); }
 };
 template <>
 struct Half2Of<__nv_bfloat16> {
@@ -32,10 +29,6 @@ struct Half2Of<__nv_bfloat16> {
   static constexpr uint32_t kMagic = 0x43004300u;  // bf16 128 in each half: 128 + q exact
   static __device__ __forceinline__ type offset() { return __float2bfloat162_rn(128.f); }
   static __device__ __forceinline__ type pair(float v) { return __float2bfloat162_rn(v); }
-  static __device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
-  static __device__ __forceinline__ __nv_bfloat16 from_float(float v) {
-    return __float2bfloat16_rn(v);
-  }
 };
 
 // (q - z) * s for the q pair of one extraction: q exact by the exponent trick, then one fma
@@ -48,27 +41,6 @@ __device__ __forceinline__ uint32_t dequant(uint32_t q_pair, typename Half2Of<T>
   typename H::type v = *reinterpret_cast<typename H::type*>(&bits);
   v = __hfma2(__hsub2(v, H::offset()), s, zs);
   return *reinterpret_cast<uint32_t*>(&v);
-}
-
-template <typename T>
-__device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1);
-template <>
-__device__ __forceinline__ void mma<__half>(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
-                                            uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-      "{%8, %9}, {%0, %1, %2, %3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-template <>
-__device__ __forceinline__ void mma<__nv_bfloat16>(float (&c)[4], const uint32_t (&a)[4],
-                                                   uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-      "{%8, %9}, {%0, %1, %2, %3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
 // Weights are read once: skip L1 (no reuse) and keep the loads in flight.
@@ -155,7 +127,7 @@ __global__ void __launch_bounds__(WARPS * 32)
           // extractions 2h, 2h+1 of word j: step 2j + h, B registers 0 and 1 (extraction_of)
           const uint32_t b0 = dequant<T>(nibble_pair(word, 2 * h), s2[i], zs2[i]);
           const uint32_t b1 = dequant<T>(nibble_pair(word, 2 * h + 1), s2[i], zs2[i]);
-          mma<T>(acc[i], a, b0, b1);
+          mma_16<T>(acc[i], a, b0, b1);
         }
       }
     }
@@ -182,7 +154,7 @@ __global__ void __launch_bounds__(WARPS * 32)
     for (int wi = 0; wi < WARPS; ++wi) v += red[wi][r][c];
     if (split == 1) {
       if (bias != nullptr) v += bias[n];
-      out[static_cast<size_t>(m) * N + n] = H::from_float(v);
+      out[static_cast<size_t>(m) * N + n] = cast_out(v, out);
     } else {
       partial[(static_cast<size_t>(blockIdx.y) * M + m) * N + n] = v;
     }
@@ -197,7 +169,7 @@ __global__ void reduce_split(const float* __restrict__ partial, const float* __r
   if (idx >= total) return;
   float v = bias != nullptr ? bias[idx % N] : 0.f;
   for (int s = 0; s < split; ++s) v += partial[s * total + idx];
-  out[idx] = Half2Of<T>::from_float(v);
+  out[idx] = cast_out(v, out);
 }
 
 template <typename T>

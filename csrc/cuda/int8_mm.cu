@@ -3,47 +3,15 @@
 // mma.sync.m16n8k32 s8 x s8 -> s32 (sm_80+), a STAGES-deep cp.async pipeline into swizzled
 // shared memory, ldmatrix to fragments, scales + bias + cast fused in the epilogue. Index math:
 // int8_mm_layout.h (host-tested). No torch headers: the binding is bindings.cpp.
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-
 #include "int8_mm_layout.h"
 #include "launchers.h"
+#include "ptx.h"
 
 namespace greenops::cuda {
 namespace {
 
 using namespace int8_mm_tile;
-
-__device__ __forceinline__ unsigned smem_addr(const void* p) {
-  return static_cast<unsigned>(__cvta_generic_to_shared(p));
-}
-
-// 16 bytes global -> shared, bypassing L1; src_bytes = 0 writes zeros (rows past M / N, K
-// past the end).
-__device__ __forceinline__ void cp_async16(unsigned dst, const void* src, int src_bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
-               "r"(src_bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
-__device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], unsigned addr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
-
-__device__ __forceinline__ void mma_s8(int (&c)[4], const unsigned (&a)[4], unsigned b0,
-                                       unsigned b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-      "{%8, %9}, {%0, %1, %2, %3};\n"
-      : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
+using namespace ptx;
 
 // One stage: the A tile (BM rows from m0) and the W tile (BN rows from n0), k bytes k0..+BK.
 __device__ __forceinline__ void load_stage(unsigned stage, const int8_t* A, const int8_t* W,
@@ -52,31 +20,20 @@ __device__ __forceinline__ void load_stage(unsigned stage, const int8_t* A, cons
 #pragma unroll
   for (int p = 0; p < BM * CHUNKS / THREADS; ++p) {
     int row, chunk;
-    copy_coord(t + THREADS * p, row, chunk);
+    copy_coord(t + THREADS * p, CHUNKS, row, chunk);
     const int k = k0 + chunk * 16, m = m0 + row;
     const bool ok = m < M && k < K;  // K % 16 == 0: a chunk is all in or all out
-    cp_async16(stage + smem_offset(row, chunk), ok ? A + (size_t)m * K + k : A, ok ? 16 : 0);
+    cp_async16(stage + smem_offset(row, chunk, CHUNKS), ok ? A + (size_t)m * K + k : A, ok ? 16 : 0);
   }
 #pragma unroll
   for (int p = 0; p < BN * CHUNKS / THREADS; ++p) {
     int row, chunk;
-    copy_coord(t + THREADS * p, row, chunk);
+    copy_coord(t + THREADS * p, CHUNKS, row, chunk);
     const int k = k0 + chunk * 16, n = n0 + row;
     const bool ok = n < N && k < K;
-    cp_async16(stage + BM * BK + smem_offset(row, chunk), ok ? W + (size_t)n * K + k : W,
+    cp_async16(stage + BM * BK + smem_offset(row, chunk, CHUNKS), ok ? W + (size_t)n * K + k : W,
                ok ? 16 : 0);
   }
-}
-
-template <typename T>
-__device__ __forceinline__ T cast_out(float v);
-template <>
-__device__ __forceinline__ float cast_out<float>(float v) { return v; }
-template <>
-__device__ __forceinline__ __half cast_out<__half>(float v) { return __float2half_rn(v); }
-template <>
-__device__ __forceinline__ __nv_bfloat16 cast_out<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
 }
 
 template <typename Out>
@@ -122,14 +79,14 @@ __global__ void __launch_bounds__(THREADS)
       for (int i = 0; i < MI; ++i) {
         int row, chunk;
         ldmatrix_a(lane, kk, row, chunk);
-        ldmatrix_x4(a[i], a_tile + smem_offset(wm * WM + i * 16 + row, chunk));
+        ldmatrix_x4(a[i], a_tile + smem_offset(wm * WM + i * 16 + row, chunk, CHUNKS));
       }
 #pragma unroll
       for (int j = 0; j < NI; j += 2) {
         int row, chunk;
         ldmatrix_b(lane, kk, row, chunk);
         unsigned r[4];
-        ldmatrix_x4(r, w_tile + smem_offset(wn * WN + j * 8 + row, chunk));
+        ldmatrix_x4(r, w_tile + smem_offset(wn * WN + j * 8 + row, chunk, CHUNKS));
         b[j][0] = r[0], b[j][1] = r[1], b[j + 1][0] = r[2], b[j + 1][1] = r[3];
       }
 #pragma unroll
@@ -153,7 +110,7 @@ __global__ void __launch_bounds__(THREADS)
         if (m < M && n < N) {
           float v = static_cast<float>(acc[i][j][c]) * a_scale[m] * w_scale[n];
           if (bias != nullptr) v += bias[n];
-          out[(size_t)m * N + n] = cast_out<Out>(v);
+          out[(size_t)m * N + n] = cast_out(v, out);
         }
       }
     }

@@ -19,6 +19,17 @@ inline void check_int4_group(const char* op, int64_t K, int64_t group_size) {
                     " is not a multiple of group_size=", group_size);
 }
 
+// scales [N, G] float32, zeros like scales or absent.
+inline void check_int4_scales(const char* op, const at::Tensor& scales,
+                              const std::optional<at::Tensor>& zeros, int64_t N, int64_t G) {
+  check_dtype(op, "scales", scales, {at::kFloat});
+  check_shape(op, "scales", scales, {N, G}, "[N, K/group_size]: one scale per group");
+  if (zeros.has_value()) {
+    check_dtype(op, "zeros", *zeros, {at::kFloat});
+    check_shape(op, "zeros", *zeros, {N, G}, "[N, K/group_size]: one zero point per group");
+  }
+}
+
 // packed [N, K/2] uint8, scales [N, K/group] float32, zeros like scales or absent; returns N.
 inline int64_t check_int4_weight(const char* op, const at::Tensor& packed, const at::Tensor& scales,
                                  const std::optional<at::Tensor>& zeros, int64_t group_size,
@@ -31,13 +42,7 @@ inline int64_t check_int4_weight(const char* op, const at::Tensor& packed, const
   TORCH_CHECK_VALUE(packed.size(1) * 2 == K, "greenops.", op, ": the activation has K=", K,
                     " but packed holds K=", packed.size(1) * 2, " (packed is [N, K/2] = ",
                     packed.sizes(), ")");
-  const int64_t G = K / group_size;
-  check_dtype(op, "scales", scales, {at::kFloat});
-  check_shape(op, "scales", scales, {N, G}, "[N, K/group_size]: one scale per group");
-  if (zeros.has_value()) {
-    check_dtype(op, "zeros", *zeros, {at::kFloat});
-    check_shape(op, "zeros", *zeros, {N, G}, "[N, K/group_size]: one zero point per group");
-  }
+  check_int4_scales(op, scales, zeros, N, K / group_size);
   return N;
 }
 

@@ -17,6 +17,7 @@ Choose per call (`backend=` on every op function) or for a block of code
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -155,6 +156,25 @@ def measured_dispatch(op: str, impls: dict, rows_of, cuda_takes) -> Callable:
         return impls[name](*args)
 
     return impl
+
+
+def register_cuda_impl(op, triton_fn, cpp_fn=None, rows_of=None, cuda_takes=None) -> None:
+    """Registers the op's one CUDA impl: the Triton kernel, or, where this build has the op's
+    CUDA C++ kernel too (cpp_fn), the measured dispatch between them (measured_dispatch)."""
+    if cpp_fn is None:
+        torch.library.register_kernel(f"greenops::{op}", "cuda", triton_fn)
+        register_cuda(op, ("triton",), auto="triton")
+        return
+    impls = {"triton": triton_fn, "cuda": cpp_fn}
+    torch.library.register_kernel(
+        f"greenops::{op}", "cuda", measured_dispatch(op, impls, rows_of, cuda_takes)
+    )
+    register_cuda(op, ("triton", "cuda"), auto="measured")
+
+
+def rows(x, *args) -> int:
+    """M of an op whose first argument is the activation [..., K]."""
+    return math.prod(x.shape[:-1])
 
 
 def cuda_cpp_impls(ops) -> dict:

@@ -340,14 +340,6 @@ def register() -> None:
     if _backend.cuda_cpp_impls(["bsr_mm"]):
         CUDA_CPP_IMPLS["cuda"] = bsr_mm_cuda
     for op, fn in TRITON_IMPLS.items():
-        if op == "bsr_mm" and CUDA_CPP_IMPLS:  # both kernels: "auto" follows the table by M
-            impls = {"triton": fn, "cuda": CUDA_CPP_IMPLS["cuda"]}
-            rows = lambda x, *a: math.prod(x.shape[:-1])  # noqa: E731
-            torch.library.register_kernel(
-                f"greenops::{op}", "cuda", _backend.measured_dispatch(op, impls, rows, _cuda_takes)
-            )
-            _backend.register_cuda(op, ("triton", "cuda"), auto="measured")
-        else:
-            torch.library.register_kernel(f"greenops::{op}", "cuda", fn)
-            _backend.register_cuda(op, ("triton",), auto="triton")
+        cpp = CUDA_CPP_IMPLS.get("cuda") if op == "bsr_mm" else None
+        _backend.register_cuda_impl(op, fn, cpp, _backend.rows, _cuda_takes)
     torch.library.register_autograd("greenops::bsr_mm", _mm_backward, setup_context=_mm_setup)

@@ -320,20 +320,15 @@ def register() -> None:
     for op, fn in TORCH_IMPLS.items():
         torch.library.register_kernel(f"greenops::{op}", "cuda", fn)
         _backend.register_cuda(op, ("torch",), auto="torch")
-    if _backend.cuda_cpp_impls(["int4_weight_mm"]):  # both kernels: "auto" by the table
+    if _backend.cuda_cpp_impls(["int4_weight_mm"]):
         CUDA_CPP_IMPLS["int4_weight_mm"] = int4_weight_mm_cuda
-        impls = {"triton": int4_weight_mm_triton, "cuda": int4_weight_mm_cuda}
-        torch.library.register_kernel(
-            "greenops::int4_weight_mm",
-            "cuda",
-            _backend.measured_dispatch(
-                "int4_weight_mm", impls, lambda x, *a: math.prod(x.shape[:-1]), _cuda_takes
-            ),
-        )
-        _backend.register_cuda("int4_weight_mm", ("triton", "cuda"), auto="measured")
-    else:
-        torch.library.register_kernel("greenops::int4_weight_mm", "cuda", int4_weight_mm_triton)
-        _backend.register_cuda("int4_weight_mm", ("triton",), auto="triton")
+    _backend.register_cuda_impl(
+        "int4_weight_mm",
+        int4_weight_mm_triton,
+        CUDA_CPP_IMPLS.get("int4_weight_mm"),
+        _backend.rows,
+        _cuda_takes,
+    )
     torch.library.register_autograd(
         "greenops::int4_weight_mm", _mm_backward, setup_context=_mm_setup
     )

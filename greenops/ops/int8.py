@@ -221,10 +221,6 @@ def _weight_mm_backward(ctx, grad):
 CUDA_CPP_IMPLS: dict = {}
 
 
-def _rows(x, *args) -> int:
-    return math.prod(x.shape[:-1])
-
-
 def _cuda_takes(a_q, a_scale, w_q, *args) -> bool:
     """What the CUDA C++ int8_mm takes: K % 16 == 0 and 16-byte aligned int8 rows (cp.async)."""
     return a_q.shape[-1] % 16 == 0 and a_q.data_ptr() % 16 == 0 and w_q.data_ptr() % 16 == 0
@@ -237,15 +233,7 @@ def register() -> None:
     torch.library.register_fake("greenops::int8_weight_mm")(_int8_weight_mm_fake)
     CUDA_CPP_IMPLS.update(_backend.cuda_cpp_impls(OPS))
     for op, fn in TRITON_IMPLS.items():
-        if op in CUDA_CPP_IMPLS:  # both kernels: "auto" follows the measured table by M
-            impls = {"triton": fn, "cuda": CUDA_CPP_IMPLS[op]}
-            torch.library.register_kernel(
-                f"greenops::{op}", "cuda", _backend.measured_dispatch(op, impls, _rows, _cuda_takes)
-            )
-            _backend.register_cuda(op, ("triton", "cuda"), auto="measured")
-        else:
-            torch.library.register_kernel(f"greenops::{op}", "cuda", fn)
-            _backend.register_cuda(op, ("triton",), auto="triton")
+        _backend.register_cuda_impl(op, fn, CUDA_CPP_IMPLS.get(op), _backend.rows, _cuda_takes)
     torch.library.register_autograd(
         "greenops::int8_weight_mm", _weight_mm_backward, setup_context=_weight_mm_setup
     )

@@ -1,8 +1,8 @@
 // Host emulation of csrc/cuda/bsr_mm.cu, built with g++ by tests/test_cuda_host.py: the
 // kernel's grid (row tiles x block rows), the walk over a block row's nonzero blocks through
 // the 3-stage ring, the copies, ldmatrix and the epilogue run with the kernel's own index
-// functions (bsr_layout.h), while ldmatrix and mma.m16n8k16 behave as the PTX ISA documents
-// them (written here). Elements are small integers in 16-bit slots (the index math is under
+// functions (bsr_layout.h, mma_layout.h), while ldmatrix and mma.m16n8k16 behave as the PTX
+// ISA documents them (ptx_model.h). Elements are small integers in 16-bit slots (the index math is under
 // test, not fp16 arithmetic), so the result is compared exactly with a dense matmul. Also
 // checks: copies cover each stage once, ldmatrix reads are free of bank conflicts, every
 // output element is written once.
@@ -17,54 +17,20 @@
 #include <vector>
 
 #include "bsr_layout.h"
+#include "ptx_model.h"
 
 using namespace greenops::cuda::bsr_tile;
+using namespace ptx_model;
 
-static int fail(const char* what, long a = 0, long b = 0, long c = 0, long d = 0) {
-  std::printf("FAIL %s (%ld, %ld, %ld, %ld)\n", what, a, b, c, d);
-  return 1;
-}
-
-struct Regs4 {
-  uint32_t r[4];
-};
-
-// ldmatrix.x4 (PTX ISA): lanes 8j..8j+7 address the rows of matrix j; lane t receives in
-// register j row t/4, 16-bit columns 2(t%4), +1 of matrix j.
-static void ldmatrix_x4(const std::vector<uint8_t>& smem, const int (&addr)[32], Regs4 (&out)[32]) {
-  for (int t = 0; t < 32; ++t)
-    for (int j = 0; j < 4; ++j) std::memcpy(&out[t].r[j], &smem[addr[8 * j + t / 4] + 4 * (t % 4)], 4);
-}
-
-static bool conflict_free(const int (&addr)[32]) {
-  for (int j = 0; j < 4; ++j) {
-    std::set<int> groups;
-    for (int r = 0; r < 8; ++r) groups.insert((addr[8 * j + r] % 128) / 16);
-    if (groups.size() != 8) return false;
-  }
-  return true;
-}
-
-// mma.m16n8k16 (PTX ISA): g = lane / 4, t = lane % 4; 16-bit halves h of 32-bit registers:
-//   A reg r: row g + 8 (r % 2), k 2t + h + 8 (r / 2);  B reg r: k 2t + h + 8 r, n g
-//   C c[i]: row g + 8 (i / 2), col 2t + i % 2
+// mma.m16n8k16 on the registers' 16-bit slots read as small integers.
 static void mma(int64_t (&c)[32][4], const Regs4 (&a)[32], const uint32_t (&b)[32][2]) {
-  int64_t A[16][16], B[16][8];
-  for (int t = 0; t < 32; ++t) {
-    const int g = t / 4, q = t % 4;
-    for (int r = 0; r < 4; ++r)
-      for (int h = 0; h < 2; ++h) A[g + 8 * (r % 2)][2 * q + h + 8 * (r / 2)] = int16_t(a[t].r[r] >> (16 * h));
-    for (int r = 0; r < 2; ++r)
-      for (int h = 0; h < 2; ++h) B[2 * q + h + 8 * r][g] = int16_t(b[t][r] >> (16 * h));
-  }
-  for (int t = 0; t < 32; ++t) {
-    const int g = t / 4, q = t % 4;
-    for (int i = 0; i < 4; ++i) {
-      int64_t s = 0;
-      for (int k = 0; k < 16; ++k) s += A[g + 8 * (i / 2)][k] * B[k][2 * q + i % 2];
-      c[t][i] += s;
+  int64_t av[32][4][2], bv[32][2][2];
+  for (int t = 0; t < 32; ++t)
+    for (int h = 0; h < 2; ++h) {
+      for (int r = 0; r < 4; ++r) av[t][r][h] = int16_t(a[t].r[r] >> (16 * h));
+      for (int r = 0; r < 2; ++r) bv[t][r][h] = int16_t(b[t][r] >> (16 * h));
     }
-  }
+  mma16(c, av, bv);
 }
 
 template <int BN_, int BK_>

@@ -1,7 +1,7 @@
 // Host emulation of csrc/cuda/int4_weight_mm.cu, built with g++ by tests/test_cuda_host.py:
 // the kernel's grid (n-blocks x splits x m-blocks), warps, k-tile loop, word extraction and
-// shared-memory reduction run with the kernel's own index functions (int4_layout.h), while
-// mma.m16n8k16 behaves as the PTX ISA documents it (written here independently). Weights,
+// shared-memory reduction run with the kernel's own index functions (int4_layout.h,
+// mma_layout.h), while mma.m16n8k16 behaves as the PTX ISA documents it (ptx_model.h). Weights,
 // scales, zero points and x are small integers and powers of two, so the result is exact and
 // compared for equality with a plain matmul of the dequantized weight.
 //
@@ -16,13 +16,10 @@
 #include <vector>
 
 #include "int4_layout.h"
+#include "ptx_model.h"
 
 using namespace greenops::cuda::int4_tile;
-
-static int fail(const char* what, long a = 0, long b = 0, double c = 0, double d = 0) {
-  std::printf("FAIL %s (%ld, %ld, %g, %g)\n", what, a, b, c, d);
-  return 1;
-}
+using namespace ptx_model;
 
 static std::vector<uint32_t> prepack(const std::vector<uint8_t>& q, int N, int K) {
   const int k_tiles = K / TILE_K;
@@ -85,7 +82,8 @@ int main(int argc, char** argv) {
         split_range(by, split, k_tiles, kb0, kb1);
         static double red[WARPS][BLOCK_M][BLOCK_N];
         for (int warp = 0; warp < WARPS; ++warp) {
-          double acc[NT][LANES][4] = {};
+          static double acc[NT][LANES][4];
+          std::memset(acc, 0, sizeof(acc));
           for (int kb = kb0 + warp; kb < kb1; kb += WARPS)
             for (int j = 0; j < WORDS; ++j)
               for (int h = 0; h < 2; ++h) {
@@ -115,26 +113,7 @@ int main(int argc, char** argv) {
                       b[lane][reg][1] = (double((pair >> 16) & 0xf) - z[gi]) * s[gi];
                     }
                   }
-                  // mma.m16n8k16 (PTX ISA): g = lane / 4, t = lane % 4
-                  //   A reg r, half hh: row g + 8 (r % 2), k 2t + hh + 8 (r / 2)
-                  //   B reg r, half hh: k 2t + hh + 8 r, n g;   C c[i]: row g + 8 (i / 2), col 2t + i % 2
-                  double A[16][16], B[16][8];
-                  for (int lane = 0; lane < LANES; ++lane) {
-                    const int g = lane / 4, t = lane % 4;
-                    for (int r = 0; r < 4; ++r)
-                      for (int hh = 0; hh < 2; ++hh) A[g + 8 * (r % 2)][2 * t + hh + 8 * (r / 2)] = a[lane][r][hh];
-                    for (int r = 0; r < 2; ++r)
-                      for (int hh = 0; hh < 2; ++hh) B[2 * t + hh + 8 * r][g] = b[lane][r][hh];
-                  }
-                  for (int lane = 0; lane < LANES; ++lane) {
-                    const int g = lane / 4, t = lane % 4;
-                    for (int c = 0; c < 4; ++c) {
-                      const int row = g + 8 * (c / 2), col = 2 * t + c % 2;
-                      double sum = 0;
-                      for (int k = 0; k < 16; ++k) sum += A[row][k] * B[k][col];
-                      acc[i][lane][c] += sum;
-                    }
-                  }
+                  mma16(acc[i], a, b);  // ptx_model.h
                 }
               }
           for (int i = 0; i < NT; ++i)

@@ -1,8 +1,8 @@
 // Host emulation of csrc/cuda/int8_mm.cu's data movement, built with g++ by
 // tests/test_cuda_host.py. It runs the kernel's loop (prologue, STAGES-deep ring, prefetch,
 // ldmatrix, mma, epilogue) for every block and warp with the kernel's own index functions
-// (int8_mm_layout.h), while ldmatrix and mma.m16n8k32 behave as the PTX ISA documents them
-// (written here independently of the kernel), and compares the result with a plain matmul.
+// (int8_mm_layout.h, mma_layout.h), while ldmatrix and mma.m16n8k32 behave as the PTX ISA
+// documents them (ptx_model.h, written independently), and compares with a plain matmul.
 // Also checks: each stage's copies write every shared byte exactly once, ldmatrix reads are
 // free of bank conflicts, and the tile raster visits every tile once.
 //
@@ -16,61 +16,37 @@
 #include <vector>
 
 #include "int8_mm_layout.h"
+#include "ptx_model.h"
 
 using namespace greenops::cuda::int8_mm_tile;
+using namespace ptx_model;
 
-static int fail(const char* what, int a = 0, int b = 0, long c = 0, long d = 0) {
-  std::printf("FAIL %s (%d, %d, %ld, %ld)\n", what, a, b, c, d);
-  return 1;
-}
-
-struct Regs4 {
-  uint32_t r[4];
-};
-
-// ldmatrix.sync.aligned.m8n8.x4.b16 (PTX ISA): lanes 8j..8j+7 give the row addresses of
-// matrix j; lane t receives, in register j, row t/4 of matrix j, 16-bit columns 2(t%4), +1
-// (bytes 4(t%4) .. +3 of the 16-byte row).
-static void ldmatrix_x4(const std::vector<uint8_t>& smem, const int (&addr)[32], Regs4 (&out)[32]) {
-  for (int t = 0; t < 32; ++t)
-    for (int j = 0; j < 4; ++j) std::memcpy(&out[t].r[j], &smem[addr[8 * j + t / 4] + 4 * (t % 4)], 4);
-}
-
-// mma.sync.m16n8k32.row.col.s32.s8.s8.s32 fragments (PTX ISA, "Matrix Fragments for
-// mma.m16n8k32"): g = lane / 4, q = lane % 4.
-//   A: a[i] i = 0..15 (4 registers): row g + 8 * ((i / 4) % 2), col 4q + (i % 4) + 16 * (i / 8)
-//   B: b[i] i = 0..7 (2 registers): row (k) 4q + (i % 4) + 16 * (i / 4), col (n) g
-//   C: c[i] i = 0..3: row g + 8 * (i / 2), col 2q + (i % 2)
+// mma.m16n8k32 s8: the registers' bytes at ptx_model's fragment coordinates.
 static void mma(int32_t (&c)[32][4], const Regs4 (&a)[32], const uint32_t (&b)[32][2]) {
   int8_t A[16][32], B[32][8];
   for (int t = 0; t < 32; ++t) {
-    const int g = t / 4, q = t % 4;
     int8_t av[16], bv[8];
     std::memcpy(av, a[t].r, 16);
     std::memcpy(bv, b[t], 8);
-    for (int i = 0; i < 16; ++i) A[g + 8 * ((i / 4) % 2)][4 * q + (i % 4) + 16 * (i / 8)] = av[i];
-    for (int i = 0; i < 8; ++i) B[4 * q + (i % 4) + 16 * (i / 4)][g] = bv[i];
-  }
-  for (int t = 0; t < 32; ++t) {
-    const int g = t / 4, q = t % 4;
-    for (int i = 0; i < 4; ++i) {
-      const int row = g + 8 * (i / 2), col = 2 * q + (i % 2);
-      int32_t s = 0;
-      for (int k = 0; k < 32; ++k) s += int32_t(A[row][k]) * int32_t(B[k][col]);
-      c[t][i] += s;
+    for (int i = 0; i < 16; ++i) {
+      int row, k;
+      a8(t, i, row, k);
+      A[row][k] = av[i];
+    }
+    for (int i = 0; i < 8; ++i) {
+      int k, n;
+      b8(t, i, k, n);
+      B[k][n] = bv[i];
     }
   }
-}
-
-// Bank conflicts: each matrix of an ldmatrix is 8 rows of 16 bytes, served in one shared
-// memory wavefront when the 8 rows fall in 8 different 16-byte bank groups.
-static bool conflict_free(const int (&addr)[32]) {
-  for (int j = 0; j < 4; ++j) {
-    std::set<int> groups;
-    for (int r = 0; r < 8; ++r) groups.insert((addr[8 * j + r] % 128) / 16);
-    if (groups.size() != 8) return false;
-  }
-  return true;
+  for (int t = 0; t < 32; ++t)
+    for (int i = 0; i < 4; ++i) {
+      int row, col;
+      c_at(t, i, row, col);
+      int32_t sum = 0;
+      for (int k = 0; k < 32; ++k) sum += int32_t(A[row][k]) * int32_t(B[k][col]);
+      c[t][i] += sum;
+    }
 }
 
 static void load_stage(std::vector<uint8_t>& smem, int stage, const std::vector<int8_t>& A,
@@ -80,8 +56,8 @@ static void load_stage(std::vector<uint8_t>& smem, int stage, const std::vector<
   for (int t = 0; t < THREADS; ++t) {
     for (int p = 0; p < BM * CHUNKS / THREADS; ++p) {
       int row, chunk;
-      copy_coord(t + THREADS * p, row, chunk);
-      const int k = k0 + chunk * 16, m = m0 + row, off = base + smem_offset(row, chunk);
+      copy_coord(t + THREADS * p, CHUNKS, row, chunk);
+      const int k = k0 + chunk * 16, m = m0 + row, off = base + smem_offset(row, chunk, CHUNKS);
       for (int b = 0; b < 16; ++b) {
         smem[off + b] = (m < M && k < K) ? uint8_t(A[size_t(m) * K + k + b]) : 0;
         if (writes) ++(*writes)[off + b];
@@ -89,8 +65,8 @@ static void load_stage(std::vector<uint8_t>& smem, int stage, const std::vector<
     }
     for (int p = 0; p < BN * CHUNKS / THREADS; ++p) {
       int row, chunk;
-      copy_coord(t + THREADS * p, row, chunk);
-      const int k = k0 + chunk * 16, n = n0 + row, off = base + BM * BK + smem_offset(row, chunk);
+      copy_coord(t + THREADS * p, CHUNKS, row, chunk);
+      const int k = k0 + chunk * 16, n = n0 + row, off = base + BM * BK + smem_offset(row, chunk, CHUNKS);
       for (int b = 0; b < 16; ++b) {
         smem[off + b] = (n < N && k < K) ? uint8_t(W[size_t(n) * K + k + b]) : 0;
         if (writes) ++(*writes)[off + b];
@@ -149,7 +125,7 @@ int main(int argc, char** argv) {
             for (int lane = 0; lane < 32; ++lane) {
               int row, chunk;
               ldmatrix_a(lane, kk, row, chunk);
-              addr[lane] = a_tile + smem_offset(wm * WM + i * 16 + row, chunk);
+              addr[lane] = a_tile + smem_offset(wm * WM + i * 16 + row, chunk, CHUNKS);
             }
             conflicts += !conflict_free(addr);
             ldmatrix_x4(smem, addr, a[i]);
@@ -159,7 +135,7 @@ int main(int argc, char** argv) {
             for (int lane = 0; lane < 32; ++lane) {
               int row, chunk;
               ldmatrix_b(lane, kk, row, chunk);
-              addr[lane] = w_tile + smem_offset(wn * WN + j * 8 + row, chunk);
+              addr[lane] = w_tile + smem_offset(wn * WN + j * 8 + row, chunk, CHUNKS);
             }
             conflicts += !conflict_free(addr);
             Regs4 r[32];
