@@ -173,19 +173,15 @@ at::Tensor bsr_mm_cpu(const at::Tensor& x, const at::Tensor& values, const at::T
   const at::Tensor x2 = x.reshape({rows_of(x), K}).to(at::kFloat).contiguous();
   const int64_t M = x2.size(0);
   if (M == 0 || N == 0) return at::empty(out_shape(x, N), x.options());
-  // int8 blocks stay int8 for the dot kernel (few rows: the weight's bytes are the time); the
-  // other paths, compute-bound, take them dequantized once per call
-  const bool int8_dot = q8 && M <= kb::kDotMaxRows;
-  const at::Tensor v = int8_dot ? values.contiguous()
-                       : q8     ? dequantize_blocks(values, *scales, crow, at::kFloat).contiguous()
-                                : values.to(at::kFloat).contiguous();
-  const at::Tensor sc = int8_dot ? scales->contiguous() : at::Tensor();
+  // int8 blocks go to the kernels as they are (bsr_kernels.h: dequantized per block row in cache)
+  const at::Tensor v = q8 ? values.contiguous() : values.to(at::kFloat).contiguous();
+  const at::Tensor sc = q8 ? scales->contiguous() : at::Tensor();
   const at::Tensor b = bias.has_value() ? bias->to(at::kFloat).contiguous() : at::Tensor();
   const at::Tensor cr = crow.contiguous(), cc = col.contiguous();
   kb::ForwardArgs args{x2.data_ptr<float>(), nullptr,
-                       int8_dot ? nullptr : v.data_ptr<float>(),
-                       int8_dot ? v.data_ptr<int8_t>() : nullptr,
-                       int8_dot ? sc.data_ptr<float>() : nullptr,
+                       q8 ? nullptr : v.data_ptr<float>(),
+                       q8 ? v.data_ptr<int8_t>() : nullptr,
+                       q8 ? sc.data_ptr<float>() : nullptr,
                        nullptr, cr.data_ptr<int64_t>(),
                        cc.data_ptr<int64_t>(), b.defined() ? b.data_ptr<float>() : nullptr, nullptr,
                        nullptr, 0, {M, N, K, bn, bk}};
@@ -197,8 +193,9 @@ at::Tensor bsr_mm_cpu(const at::Tensor& x, const at::Tensor& values, const at::T
     parallel_balanced(cr.data_ptr<int64_t>(), R, M * bn * bk, [&](int64_t r0, int64_t r1) { fwd(args, r0, r1); });
   } else if (M >= kb::kBnMinRows) {
     out = at::empty({M, N}, x.options().dtype(at::kFloat));
-    const at::Tensor vt = v.transpose(1, 2).contiguous();  // per block: cheap, cache-sized
-    args.vt = vt.data_ptr<float>();
+    // float blocks transposed once per call (int8 ones per block row, in the kernel)
+    const at::Tensor vt = q8 ? at::Tensor() : v.transpose(1, 2).contiguous();
+    args.vt = q8 ? nullptr : vt.data_ptr<float>();
     args.out = out.data_ptr<float>();
     const auto fwd = avx512() ? kb::forward_bn_avx512 : kb::forward_bn_scalar;
     parallel_balanced(cr.data_ptr<int64_t>(), R, M * bn * bk, [&](int64_t r0, int64_t r1) { fwd(args, r0, r1); });

@@ -6,8 +6,9 @@
 // Transposed metadata (for dX = dY @ W): t_crow [K/bk + 1] over column blocks, t_block[j] and
 // t_row[j] the block index and block row of the j-th block in column order.
 //
-// int8 blocks (qvalues + per-output-channel scales) are read as they are by forward_dot (few rows
-// of x: memory-bound, so the weight's bytes are the time); the other kernels take float blocks.
+// int8 blocks (qvalues + per-output-channel scales): one row of x reads them as they are
+// (memory-bound: the weight's bytes are the time); otherwise each block row is dequantized into
+// a per-thread buffer once and the float kernels run on it in cache.
 //
 // The forward and dX kernels put M along the vector lanes: they read x / dy transposed ([K, Mp]
 // / [N, Mp], Mp = M rounded up to 16, padding zero) and write the result transposed, so that
@@ -27,7 +28,7 @@ struct ForwardArgs {
   const float* x;  // [M, K] (forward_dot)
   const float* xt;  // x transposed, padded to mp and packed in strips (forward)
   const float* values;  // [nnz, bn, bk]
-  const int8_t* qvalues;  // int8 blocks instead of `values` (forward_dot only), with
+  const int8_t* qvalues;  // int8 blocks instead of `values` (and `vt`), with
   const float* scales;  // [N]: W[n, :] = qvalues * scales[n]
   const float* vt;  // [nnz, bk, bn]: each block transposed (forward_bn)
   const int64_t* crow;

@@ -117,14 +117,38 @@ inline void columns_packed(const BlockRef* blocks, int64_t nseg, int64_t R, int6
   }
 }
 
+// int8 blocks: block row R_'s blocks as float times their rows' scales, into a per-thread
+// buffer ([nblocks, bn, bk], or each block transposed [bk, bn]) that the float kernels then
+// read while it is in cache. Returns where block b of the row sits, minus b0 * bn * bk (so
+// that block b is at the result + b * bn * bk, as in `values`).
+inline const float* dequantized_row(const ForwardArgs& a, int64_t R_, bool transposed) {
+  thread_local std::vector<float> buf;
+  const Dims& d = a.d;
+  const int64_t b0 = a.crow[R_], nb = a.crow[R_ + 1] - b0, bs = d.bn * d.bk;
+  buf.resize(std::max<int64_t>(nb * bs, 1));
+  for (int64_t b = 0; b < nb; ++b) {
+    const int8_t* q = a.qvalues + (b0 + b) * bs;
+    float* o = buf.data() + b * bs;
+    for (int64_t i = 0; i < d.bn; ++i) {
+      const float s = a.scales[R_ * d.bn + i];
+      if (transposed)
+        for (int64_t k = 0; k < d.bk; ++k) o[k * d.bn + i] = s * static_cast<float>(q[i * d.bk + k]);
+      else
+        for (int64_t k = 0; k < d.bk; ++k) o[i * d.bk + k] = s * static_cast<float>(q[i * d.bk + k]);
+    }
+  }
+  return buf.data() - b0 * bs;
+}
+
 // Forward, M along the vector lanes: outT[R_*bn + i, m] for block rows [r_begin, r_end).
 inline void forward_impl(const ForwardArgs& a, int64_t r_begin, int64_t r_end) {
   const Dims& d = a.d;
   thread_local std::vector<BlockRef> blocks;
   for (int64_t R_ = r_begin; R_ < r_end; ++R_) {
+    const float* values = a.qvalues ? dequantized_row(a, R_, false) : a.values;
     blocks.clear();
     for (int64_t b = a.crow[R_]; b < a.crow[R_ + 1]; ++b)
-      blocks.push_back({a.values + b * d.bn * d.bk, a.col[b] * d.bk});
+      blocks.push_back({values + b * d.bn * d.bk, a.col[b] * d.bk});
     columns_packed(blocks.data(), int64_t(blocks.size()), d.bn, d.bk, 1, a.xt, d.K, d.bk,
                    a.outt + R_ * d.bn * a.mp, a.mp, a.bias ? a.bias + R_ * d.bn : nullptr, a.mp);
   }
@@ -136,6 +160,7 @@ inline void forward_bn_impl(const ForwardArgs& a, int64_t r_begin, int64_t r_end
   const Dims& d = a.d;
   thread_local std::vector<Segment> segs, shift;
   for (int64_t R_ = r_begin; R_ < r_end; ++R_) {
+    const float* vt = a.qvalues ? dequantized_row(a, R_, true) : a.vt;
     float* out = a.out + R_ * d.bn;
     for (int64_t m = 0; m < d.M; ++m)
       for (int64_t i = 0; i < d.bn; ++i) out[m * d.N + i] = a.bias ? a.bias[R_ * d.bn + i] : 0.f;
@@ -145,7 +170,7 @@ inline void forward_bn_impl(const ForwardArgs& a, int64_t r_begin, int64_t r_end
         const int64_t n = std::min(kKc, a.crow[R_ + 1] - s0);
         segs.resize(n);
         for (int64_t s = 0; s < n; ++s)
-          segs[s] = {a.x + a.col[s0 + s] * d.bk, a.vt + (s0 + s) * d.bk * d.bn + h};
+          segs[s] = {a.x + a.col[s0 + s] * d.bk, vt + (s0 + s) * d.bk * d.bn + h};
         if (w == 64) rows<64>(segs.data(), n, shift, d.M, d.K, 1, d.bn, d.bk, out + h, d.N, nullptr, true);
         if (w == 32) rows<32>(segs.data(), n, shift, d.M, d.K, 1, d.bn, d.bk, out + h, d.N, nullptr, true);
         if (w == 16) rows<16>(segs.data(), n, shift, d.M, d.K, 1, d.bn, d.bk, out + h, d.N, nullptr, true);
@@ -182,8 +207,8 @@ inline void sddmm_impl(const SddmmArgs& a, int64_t b_begin, int64_t b_end) {
 // V is float (the blocks as stored) or int8 (then the sum is scaled per output channel: the
 // int8 -> float conversion sits in the inner loop, so only the int8 bytes are read).
 template <int BK, int MR, typename V>
-inline void dot_tile(const ForwardArgs& a, const V* values, int64_t R_, int64_t i0, int64_t m,
-                     float* out) {
+inline void dot_tile(const ForwardArgs& a, const V* values, const float* scales, int64_t R_,
+                     int64_t i0, int64_t m, float* out) {
   const Dims& d = a.d;
   float acc[MR][BK] = {};
   for (int64_t b = a.crow[R_]; b < a.crow[R_ + 1]; ++b) {
@@ -199,22 +224,27 @@ inline void dot_tile(const ForwardArgs& a, const V* values, int64_t R_, int64_t 
     const int64_t n = R_ * d.bn + i0 + r;
     float s = 0.f;
     for (int k = 0; k < BK; ++k) s += acc[r][k];
-    if (a.scales) s *= a.scales[n];
+    if (scales) s *= scales[n];
     out[m * d.N + n] = (a.bias ? a.bias[n] : 0.f) + s;
   }
 }
 
+// int8 blocks: one row of x reads them as they are (scales in the epilogue); more rows would
+// convert each block once per row, so they take the row's blocks dequantized once instead.
 template <int BK>
 inline void forward_dot(const ForwardArgs& a, int64_t r_begin, int64_t r_end) {
   constexpr int MR = BK <= 32 ? 8 : BK == 64 ? 4 : 2;  // 16 accumulators of 16 floats
-  for (int64_t R_ = r_begin; R_ < r_end; ++R_)
+  for (int64_t R_ = r_begin; R_ < r_end; ++R_) {
+    const bool direct = a.qvalues && a.d.M == 1;
+    const float* values = a.qvalues && !direct ? dequantized_row(a, R_, false) : a.values;
     for (int64_t m = 0; m < a.d.M; ++m)
       for (int64_t i0 = 0; i0 < a.d.bn; i0 += MR) {
-        if (a.qvalues)
-          dot_tile<BK, MR>(a, a.qvalues, R_, i0, m, a.out);
+        if (direct)
+          dot_tile<BK, MR>(a, a.qvalues, a.scales, R_, i0, m, a.out);
         else
-          dot_tile<BK, MR>(a, a.values, R_, i0, m, a.out);
+          dot_tile<BK, MR>(a, values, nullptr, R_, i0, m, a.out);
       }
+  }
 }
 
 inline void forward_dot_impl(const ForwardArgs& a, int64_t r_begin, int64_t r_end) {
