@@ -2,6 +2,7 @@
 
     pytest bench/bench_bsr.py --benchmark-only
     greenops bench --ops bsr --shapes llm          # the same cases as one ratio table
+    python bench/bench_bsr.py [--budget S]         # int8 blocks vs fp32 blocks vs dense
 
 Shapes: N = K = 4096; M in {1, 256, 2048}; sparsity 50 / 75 / 90%; blocks 32 and 64
 (greenops/bench/bsr.py). Baselines in the same run: dense torch.matmul in the same dtype and
@@ -22,3 +23,40 @@ IMPLS = ["dense_matmul", "greenops.bsr_mm", "greenops.bsr_mm_int8", "torch_bsr"]
 @pytest.mark.parametrize("impl", IMPLS)
 def test_bsr(benchmark, shape, impl):
     pytest_benchmark_case(benchmark, cases, shape, impl, max_rounds=30)
+
+
+def int8_table(budget_s: float = 3.0, ms=(1, 4, 256)) -> str:
+    """int8 blocks against fp32 blocks and dense, timed in the same rounds (fp32 x)."""
+    from greenops.bench.bsr import SparseShape
+    from greenops.bench.core import time_cases
+
+    lines = [
+        "| M, block, sparsity | dense ms | fp32 blocks ms (x dense) | int8 blocks ms (x dense) "
+        "| int8 vs fp32 blocks |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for M in ms:
+        for b in (32, 64):
+            for sp in (0.5, 0.9):
+                cs = [
+                    c
+                    for c in cases(SparseShape(M, 4096, 4096, b, sp), "cpu")
+                    if "torch" not in c.name
+                ]
+                t = time_cases(cs, "cpu", budget_s)
+                ms_ = {c.name.split(":")[1]: t[c.name] * 1e3 for c in cs}
+                d, f, q = ms_["dense_matmul"], ms_["greenops.bsr_mm"], ms_["greenops.bsr_mm_int8"]
+                lines.append(
+                    f"| M={M}, b{b}, {sp:.0%} | {d:.2f} | {f:.2f} ({d / f:.2f}) | {q:.2f} "
+                    f"({d / q:.2f}) | {f / q:.2f}x |"
+                )
+                print(lines[-1], flush=True)
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description="int8 blocks vs fp32 blocks vs dense (CPU, fp32 x)")
+    ap.add_argument("--budget", type=float, default=3.0, help="seconds per shape")
+    int8_table(ap.parse_args().budget)
