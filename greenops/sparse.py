@@ -271,7 +271,9 @@ def bsr_mm(
         t_blocks,
         weight.scales,
     )
-    alternatives = {"triton": TRITON_IMPLS["bsr_mm"], **CUDA_CPP_IMPLS}
+    alternatives = {"triton": TRITON_IMPLS["bsr_mm"]}
+    if "bsr_mm" in CUDA_CPP_IMPLS:
+        alternatives["cuda"] = CUDA_CPP_IMPLS["bsr_mm"]
     return _backend.call("bsr_mm", x.device, backend, alternatives, *args)
 
 

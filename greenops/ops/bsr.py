@@ -310,7 +310,7 @@ def _mm_backward(ctx, grad):
     return grad_x, grad_v, None, None, grad_b, None, None, None
 
 
-# "cuda" -> the CUDA C++ forward (csrc/cuda/bsr_mm.cu), where this build has it
+# op -> the CUDA C++ kernel (csrc/cuda/bsr_mm.cu: the forward), where this build has it
 CUDA_CPP_IMPLS: dict = {}
 
 
@@ -338,8 +338,7 @@ def register() -> None:
     torch.library.register_fake("greenops::bsr_mm_t")(_mm_t_fake)
     torch.library.register_fake("greenops::bsr_sddmm")(_sddmm_fake)
     if _backend.cuda_cpp_impls(["bsr_mm"]):
-        CUDA_CPP_IMPLS["cuda"] = bsr_mm_cuda
+        CUDA_CPP_IMPLS["bsr_mm"] = bsr_mm_cuda
     for op, fn in TRITON_IMPLS.items():
-        cpp = CUDA_CPP_IMPLS.get("cuda") if op == "bsr_mm" else None
-        _backend.register_cuda_impl(op, fn, cpp, _backend.rows, _cuda_takes)
+        _backend.register_cuda_impl(op, fn, CUDA_CPP_IMPLS.get(op), _backend.rows, _cuda_takes)
     torch.library.register_autograd("greenops::bsr_mm", _mm_backward, setup_context=_mm_setup)
