@@ -81,9 +81,10 @@ class Int8Linear(nn.Module):
 
 
 class Int4Linear(nn.Module):
-    """y = x @ W.T + b with W int4, group-wise (W4A16, int4_weight_mm). The kernels read the
-    plain packed layout (no per-call repacking; no prepacked layout exists yet). `in_perm`:
-    a GPTQ act-order checkpoint's input permutation (gathered per call)."""
+    """y = x @ W.T + b with W int4, group-wise (W4A16, int4_weight_mm). The buffers hold the
+    plain packed layout, which the CPU and Triton kernels read as it is; the CUDA C++ kernel's
+    prepacked copy is made once per weight, on first use. `in_perm`: a GPTQ act-order
+    checkpoint's input permutation (gathered per call)."""
 
     def __init__(
         self,
