@@ -46,22 +46,38 @@ void parallel_balanced(const int64_t* ptr, int64_t n, int64_t work_per_nnz, cons
   });
 }
 
+// Scratch for the per-call transposed copies (x / dy packed, out / dx transposed): kept per
+// thread and reused while large enough, so that each call does not fault in fresh pages (an
+// mmap'ed 4 MB buffer per call). slot 0: the packed input, 1: the transposed result.
+float* scratch(int slot, int64_t n) {
+  thread_local std::vector<float> bufs[2];
+  if (int64_t(bufs[slot].size()) < n) bufs[slot].resize(n);
+  return bufs[slot].data();
+}
+
+using Transpose16 = void (*)(const float*, int64_t, float*, int64_t);
+Transpose16 transpose16() { return avx512() ? kb::transpose16_avx512 : kb::transpose16_scalar; }
+
 // a [M, L] fp32 -> a transposed, zero-padded to mp columns and packed in strips (bsr_kernels.h).
-// Blocked 16 x 16 and threaded: a strided at::copy_ of the transposed view ran at ~1 GB/s here
-// (32 ms for a 2048 x 4096 activation, more than the 90%-sparse product itself).
-at::Tensor pack_transposed(const at::Tensor& a, int64_t mp) {
+// 16 x 16 tiles transposed in registers, threaded over L (a strided at::copy_ of the transposed
+// view ran at ~1 GB/s here; scalar 16 x 16 loops were most of a 90%-sparse call's time).
+const float* pack_transposed(const at::Tensor& a, int64_t mp) {
   const int64_t M = a.size(0), L = a.size(1);
-  at::Tensor out = at::empty({mp * L}, a.options());
   const float* src = a.data_ptr<float>();
-  float* dst = out.data_ptr<float>();
+  float* dst = scratch(0, mp * L);
+  const Transpose16 tr = transpose16();
   at::parallel_for(0, (L + 15) / 16, 4, [&](int64_t lb0, int64_t lb1) {
     for (int64_t m0 = 0; m0 < mp;) {
       const int64_t w = kb::strip_width(mp - m0);
       float* strip = dst + m0 * L;
       for (int64_t lb = lb0; lb < lb1; ++lb) {
-        const int64_t l1 = std::min(L, lb * 16 + 16);
+        const int64_t l0 = lb * 16, l1 = std::min(L, l0 + 16);
         for (int64_t c0 = 0; c0 < w; c0 += 16) {
-          for (int64_t l = lb * 16; l < l1; ++l) {
+          if (l1 - l0 == 16 && m0 + c0 + 16 <= M) {
+            tr(src + (m0 + c0) * L + l0, L, strip + l0 * w + c0, w);
+            continue;
+          }
+          for (int64_t l = l0; l < l1; ++l) {  // a tail: past L, or rows past M (zeros)
             for (int64_t c = c0; c < c0 + 16; ++c) {
               const int64_t m = m0 + c;
               strip[l * w + c] = m < M ? src[m * L + l] : 0.f;
@@ -72,21 +88,25 @@ at::Tensor pack_transposed(const at::Tensor& a, int64_t mp) {
       m0 += w;
     }
   });
-  return out;
+  return dst;
 }
 
-// outT [N, mp] -> out [M, N] (the first M columns, transposed), blocked and threaded.
-at::Tensor unpack_transposed(const at::Tensor& outt, int64_t M) {
-  const int64_t N = outt.size(0), mp = outt.size(1);
-  at::Tensor out = at::empty({M, N}, outt.options());
-  const float* src = outt.data_ptr<float>();
+// outT [N, mp] -> out [M, N] (the first M columns, transposed), 16 x 16 tiles, threaded.
+at::Tensor unpack_transposed(const float* src, int64_t N, int64_t mp, int64_t M,
+                             const at::TensorOptions& options) {
+  at::Tensor out = at::empty({M, N}, options.dtype(at::kFloat));
   float* dst = out.data_ptr<float>();
+  const Transpose16 tr = transpose16();
   at::parallel_for(0, (M + 15) / 16, 4, [&](int64_t mb0, int64_t mb1) {
     for (int64_t mb = mb0; mb < mb1; ++mb) {
-      const int64_t m1 = std::min(M, mb * 16 + 16);
+      const int64_t m0 = mb * 16, m1 = std::min(M, m0 + 16);
       for (int64_t n0 = 0; n0 < N; n0 += 16) {
         const int64_t n1 = std::min(N, n0 + 16);
-        for (int64_t m = mb * 16; m < m1; ++m)
+        if (m1 - m0 == 16 && n1 - n0 == 16) {
+          tr(src + n0 * mp + m0, mp, dst + m0 * N + n0, N);
+          continue;
+        }
+        for (int64_t m = m0; m < m1; ++m)
           for (int64_t n = n0; n < n1; ++n) dst[m * N + n] = src[n * mp + m];
       }
     }
@@ -203,14 +223,13 @@ at::Tensor bsr_mm_cpu(const at::Tensor& x, const at::Tensor& values, const at::T
     // M along the kernel's vector lanes: x transposed once ([K, Mp], zero-padded to a multiple
     // of 16), the result produced transposed and turned back once.
     const int64_t mp = (M + 15) / 16 * 16;
-    const at::Tensor xt = pack_transposed(x2, mp);
-    at::Tensor outt = at::empty({N, mp}, x2.options());
-    args.xt = xt.data_ptr<float>();
-    args.outt = outt.data_ptr<float>();
+    args.xt = pack_transposed(x2, mp);
+    float* outt = scratch(1, N * mp);
+    args.outt = outt;
     args.mp = mp;
     const auto fwd = avx512() ? kb::forward_avx512 : kb::forward_scalar;
     parallel_balanced(cr.data_ptr<int64_t>(), R, M * bn * bk, [&](int64_t r0, int64_t r1) { fwd(args, r0, r1); });
-    out = unpack_transposed(outt, M);
+    out = unpack_transposed(outt, N, mp, M, x2.options());
   }
   return out.to(x.scalar_type()).view(out_shape(x, N));
 }
@@ -251,13 +270,13 @@ at::Tensor bsr_mm_t_cpu(const at::Tensor& dy, const at::Tensor& values, const at
   const at::Tensor v = values.to(at::kFloat).contiguous();
   if (M == 0 || K == 0) return at::zeros({M, K}, dy.options());
   const int64_t mp = (M + 15) / 16 * 16;
-  const at::Tensor dyt = pack_transposed(dy.to(at::kFloat).contiguous(), mp);
-  at::Tensor dxt = at::empty({K, mp}, dy.options().dtype(at::kFloat));
-  const kb::BackwardXArgs args{dyt.data_ptr<float>(), v.data_ptr<float>(), tcp, blk, row,
-                               dxt.data_ptr<float>(), mp, {M, N, K, bn, bk}};
+  const at::Tensor dyf = dy.to(at::kFloat).contiguous();
+  const float* dyt = pack_transposed(dyf, mp);
+  float* dxt = scratch(1, K * mp);
+  const kb::BackwardXArgs args{dyt, v.data_ptr<float>(), tcp, blk, row, dxt, mp, {M, N, K, bn, bk}};
   const auto bwd = avx512() ? kb::backward_x_avx512 : kb::backward_x_scalar;
   parallel_balanced(tcp, C, M * bn * bk, [&](int64_t c0, int64_t c1) { bwd(args, c0, c1); });
-  return unpack_transposed(dxt, M).to(dy.scalar_type());
+  return unpack_transposed(dxt, K, mp, M, dy.options()).to(dy.scalar_type());
 }
 
 at::Tensor bsr_sddmm_cpu(const at::Tensor& dy, const at::Tensor& x, const at::Tensor& crow,

@@ -20,5 +20,10 @@ void backward_x_scalar(const BackwardXArgs& a, int64_t c_begin, int64_t c_end) {
 }
 void sddmm_scalar(const SddmmArgs& a, int64_t b_begin, int64_t b_end) { sddmm_impl(a, b_begin, b_end); }
 
+void transpose16_scalar(const float* src, int64_t lds, float* dst, int64_t ldd) {
+  for (int i = 0; i < 16; ++i)
+    for (int j = 0; j < 16; ++j) dst[i * ldd + j] = src[j * lds + i];
+}
+
 }  // namespace greenops::cpu::bsr
 
