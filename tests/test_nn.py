@@ -176,3 +176,24 @@ def test_gptq_checkpoint_runs_as_int4_linear():
     fresh = Int4Linear(128, 16, bias=False, group_size=32)
     fresh.load_state_dict(m.state_dict())
     assert torch.equal(fresh(x), m(x))
+
+
+def test_a_model_wide_cast_keeps_scales_fp32():
+    lin = linear(64, 64, seed=4)
+    mods = [
+        Int8Linear.from_linear(lin),
+        Int8Linear.from_linear(lin, weight_only=True),
+        Int4Linear.from_linear(lin, group_size=32),
+        BlockSparseLinear.from_linear(lin, block=(32, 32), sparsity=0.5, int8=True),
+    ]
+    x = torch.randn(3, 64).bfloat16()
+    for m in mods:
+        want = m(x)  # the fp32 scales, bf16 activations
+        scales = {n: b.clone() for n, b in m.named_buffers() if n in type(m)._fp32}
+        m.to(torch.bfloat16)
+        for n, b in m.named_buffers():
+            if n in scales:
+                assert b.dtype == torch.float32 and torch.equal(b, scales[n]), n
+        assert torch.equal(m(x), want), type(m).__name__
+        m.half()
+        assert all(b.dtype == torch.float32 for n, b in m.named_buffers() if n in scales)

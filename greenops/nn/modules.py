@@ -17,6 +17,23 @@ from ..ops.int4 import per_channel
 from ..sparse import BlockSparseWeight
 
 
+class _Fp32Buffers(nn.Module):
+    """Keeps the named buffers (scales, zero points) fp32 through `.to(dtype)` / `.half()`:
+    the kernels take them in fp32, and a model-wide cast to bf16 must not round them. They
+    still move between devices."""
+
+    _fp32: tuple[str, ...] = ()
+
+    def _apply(self, fn, recurse=True):
+        before = {n: getattr(self, n) for n in self._fp32 if getattr(self, n, None) is not None}
+        super()._apply(fn, recurse)
+        for name, t in before.items():
+            moved = getattr(self, name)
+            if moved.dtype != t.dtype:  # cast by fn: take the original values to fn's device
+                setattr(self, name, t.to(moved.device))
+        return self
+
+
 def _bias_param(bias: torch.Tensor | None) -> nn.Parameter | None:
     return None if bias is None else nn.Parameter(bias.detach().clone())
 
@@ -25,10 +42,12 @@ def _set_bias_buffer(m: nn.Module, bias: torch.Tensor | None) -> None:
     m.bias = None if bias is None else bias.detach().clone()
 
 
-class Int8Linear(nn.Module):
+class Int8Linear(_Fp32Buffers):
     """y = x @ W.T + b with W int8 per output channel. Default: W8A8 — activations quantized per
     token on the fly (quantize_int8 + int8_mm, int32 accumulation); weight_only=True: W8A16
     (int8_weight_mm, x's dtype)."""
+
+    _fp32 = ("w_scale",)
 
     def __init__(
         self, in_features: int, out_features: int, bias: bool = True, weight_only: bool = False
@@ -80,11 +99,13 @@ class Int8Linear(nn.Module):
         )
 
 
-class Int4Linear(nn.Module):
+class Int4Linear(_Fp32Buffers):
     """y = x @ W.T + b with W int4, group-wise (W4A16, int4_weight_mm). The buffers hold the
     plain packed layout, which the CPU and Triton kernels read as it is; the CUDA C++ kernel's
     prepacked copy is made once per weight, on first use. `in_perm`: a GPTQ act-order
     checkpoint's input permutation (gathered per call)."""
+
+    _fp32 = ("scales", "zeros")
 
     def __init__(
         self,
@@ -180,12 +201,14 @@ class Int4Linear(nn.Module):
         )
 
 
-class BlockSparseLinear(nn.Module):
+class BlockSparseLinear(_Fp32Buffers):
     """y = x @ W.T + b with W block-sparse (bsr_mm). Float `values` are a trainable parameter
     (the backward reaches only the nonzero blocks); int8 values (dtype=torch.int8, with
     per-output-channel `scales`) are buffers: quantization and sparsity together, for
     inference. The pattern (crow/col indices, and the transpose's metadata for the backward)
     are buffers, fixed until re-sparsified."""
+
+    _fp32 = ("scales",)
 
     def __init__(
         self,
@@ -268,7 +291,7 @@ class BlockSparseLinear(nn.Module):
             bias,
             self.t_crow,
             self.t_blocks,
-            self.scales.float() if q8 else None,  # fp32 even after a model-wide .to(dtype)
+            self.scales,
         )
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
