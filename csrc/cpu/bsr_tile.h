@@ -203,47 +203,79 @@ inline void sddmm_impl(const SddmmArgs& a, int64_t b_begin, int64_t b_end) {
 }
 
 // Forward for a few rows of x, K along the lanes: out[m, R_*bn + i] = sum over the row's blocks
-// of dot(V_b[i, :], x[m, c_b*bk : +bk]); no transposes at all.
-// V is float (the blocks as stored) or int8 (then the sum is scaled per output channel: the
-// int8 -> float conversion sits in the inner loop, so only the int8 bytes are read).
-template <int BK, int MR, typename V>
+// of dot(V_b[i, :], x[m, c_b*bk : +bk]); no transposes at all. MM rows of x share each weight
+// vector, so a block is read (and, int8, converted) once for all of them: V is float (the
+// blocks as stored) or int8 (converted in registers; the sum scaled per output channel).
+template <int BK, int MR, int MM, typename V>
 inline void dot_tile(const ForwardArgs& a, const V* values, const float* scales, int64_t R_,
-                     int64_t i0, int64_t m, float* out) {
+                     int64_t i0, int64_t m0, float* out) {
   const Dims& d = a.d;
-  float acc[MR][BK] = {};
+  float acc[MM][MR][BK] = {};
   for (int64_t b = a.crow[R_]; b < a.crow[R_ + 1]; ++b) {
     const V* v = values + b * d.bn * BK + i0 * BK;
-    const float* x = a.x + m * d.K + a.col[b] * BK;
+    const float* x = a.x + m0 * d.K + a.col[b] * BK;
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
+#pragma GCC unroll 4
+      for (int mm = 0; mm < MM; ++mm) {
+        // the conversion is the same for every mm: after unrolling, the compiler does it once
 #pragma GCC unroll 8
-      for (int k = 0; k < BK; ++k) acc[r][k] += static_cast<float>(v[r * BK + k]) * x[k];
+        for (int k = 0; k < BK; ++k)
+          acc[mm][r][k] += static_cast<float>(v[r * BK + k]) * x[mm * d.K + k];
+      }
     }
   }
-  for (int r = 0; r < MR; ++r) {
-    const int64_t n = R_ * d.bn + i0 + r;
-    float s = 0.f;
-    for (int k = 0; k < BK; ++k) s += acc[r][k];
-    if (scales) s *= scales[n];
-    out[m * d.N + n] = (a.bias ? a.bias[n] : 0.f) + s;
+  for (int mm = 0; mm < MM; ++mm)
+    for (int r = 0; r < MR; ++r) {
+      const int64_t n = R_ * d.bn + i0 + r;
+      float s = 0.f;
+      for (int k = 0; k < BK; ++k) s += acc[mm][r][k];
+      if (scales) s *= scales[n];
+      out[(m0 + mm) * d.N + n] = (a.bias ? a.bias[n] : 0.f) + s;
+    }
+}
+
+// MR rows of W per tile: the largest power of two (it must divide bn) up to 8 with MR x MM x BK
+// <= 256 floats (16 accumulators of 16), at least 1.
+template <int BK, int MM>
+constexpr int dot_rows() {
+  int mr = 8;
+  while (mr > 1 && mr * MM * BK > 256) mr /= 2;
+  return mr;
+}
+
+template <int BK, int MM, typename V>
+inline void dot_rows_of_x(const ForwardArgs& a, const V* values, const float* scales, int64_t R_,
+                          int64_t m0) {
+  constexpr int MR = dot_rows<BK, MM>();
+  static_assert(16 % MR == 0, "MR must divide every block size");
+  for (int64_t i0 = 0; i0 < a.d.bn; i0 += MR)
+    dot_tile<BK, MR, MM>(a, values, scales, R_, i0, m0, a.out);
+}
+
+template <int BK, typename V>
+inline void forward_dot_rows(const ForwardArgs& a, const V* values, const float* scales,
+                             int64_t R_) {
+  constexpr int64_t kMaxMM = BK == 128 ? 2 : 4;  // 4 x 128 lanes would not fit the registers
+  for (int64_t m0 = 0; m0 < a.d.M;) {
+    const int64_t mm = std::min(kMaxMM, a.d.M - m0);
+    switch (mm) {
+      case 1: dot_rows_of_x<BK, 1>(a, values, scales, R_, m0); break;
+      case 2: dot_rows_of_x<BK, 2>(a, values, scales, R_, m0); break;
+      case 3: dot_rows_of_x<BK, 3>(a, values, scales, R_, m0); break;
+      default: dot_rows_of_x<BK, (kMaxMM > 2 ? 4 : 2)>(a, values, scales, R_, m0); break;
+    }
+    m0 += mm;
   }
 }
 
-// int8 blocks: one row of x reads them as they are (scales in the epilogue); more rows would
-// convert each block once per row, so they take the row's blocks dequantized once instead.
 template <int BK>
 inline void forward_dot(const ForwardArgs& a, int64_t r_begin, int64_t r_end) {
-  constexpr int MR = BK <= 32 ? 8 : BK == 64 ? 4 : 2;  // 16 accumulators of 16 floats
   for (int64_t R_ = r_begin; R_ < r_end; ++R_) {
-    const bool direct = a.qvalues && a.d.M == 1;
-    const float* values = a.qvalues && !direct ? dequantized_row(a, R_, false) : a.values;
-    for (int64_t m = 0; m < a.d.M; ++m)
-      for (int64_t i0 = 0; i0 < a.d.bn; i0 += MR) {
-        if (direct)
-          dot_tile<BK, MR>(a, a.qvalues, a.scales, R_, i0, m, a.out);
-        else
-          dot_tile<BK, MR>(a, values, nullptr, R_, i0, m, a.out);
-      }
+    if (a.qvalues)
+      forward_dot_rows<BK>(a, a.qvalues, a.scales, R_);
+    else
+      forward_dot_rows<BK>(a, a.values, nullptr, R_);
   }
 }
 
