@@ -6,9 +6,9 @@
 // Transposed metadata (for dX = dY @ W): t_crow [K/bk + 1] over column blocks, t_block[j] and
 // t_row[j] the block index and block row of the j-th block in column order.
 //
-// int8 blocks (qvalues + per-output-channel scales): one row of x reads them as they are
-// (memory-bound: the weight's bytes are the time); otherwise each block row is dequantized into
-// a per-thread buffer once and the float kernels run on it in cache.
+// int8 blocks (qvalues + per-output-channel scales): the dot kernel (M <= 4) reads them as they
+// are (memory-bound: the weight's bytes are the time); the other kernels take each block row
+// dequantized into a per-thread buffer once and run on it in cache.
 //
 // The forward and dX kernels put M along the vector lanes: they read x / dy transposed ([K, Mp]
 // / [N, Mp], Mp = M rounded up to 16, padding zero) and write the result transposed, so that
