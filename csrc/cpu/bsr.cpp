@@ -178,10 +178,7 @@ at::Tensor bsr_mm_cpu(const at::Tensor& x, const at::Tensor& values, const at::T
   const int64_t bn = values.size(1), bk = values.size(2), N = R * bn;
   check_values(op, x, values, scales, N);
   const bool q8 = values.scalar_type() == at::kChar;
-  if (bias.has_value()) {
-    check_dtype(op, "bias", *bias, {at::kFloat, at::kHalf, at::kBFloat16, at::kDouble});
-    check_shape(op, "bias", *bias, {N}, "one value per output channel");
-  }
+  check_bias(op, bias, N, /*allow_double=*/true);
   (void)t_crow;  // transposed metadata: used by the backward only
   (void)t_blocks;
   if (x.scalar_type() == at::kDouble) {
@@ -201,8 +198,7 @@ at::Tensor bsr_mm_cpu(const at::Tensor& x, const at::Tensor& values, const at::T
   kb::ForwardArgs args{x2.data_ptr<float>(), nullptr,
                        q8 ? nullptr : v.data_ptr<float>(),
                        q8 ? v.data_ptr<int8_t>() : nullptr,
-                       q8 ? sc.data_ptr<float>() : nullptr,
-                       nullptr, cr.data_ptr<int64_t>(),
+                       q8 ? sc.data_ptr<float>() : nullptr, cr.data_ptr<int64_t>(),
                        cc.data_ptr<int64_t>(), b.defined() ? b.data_ptr<float>() : nullptr, nullptr,
                        nullptr, 0, {M, N, K, bn, bk}};
   at::Tensor out;
@@ -213,10 +209,7 @@ at::Tensor bsr_mm_cpu(const at::Tensor& x, const at::Tensor& values, const at::T
     parallel_balanced(cr.data_ptr<int64_t>(), R, M * bn * bk, [&](int64_t r0, int64_t r1) { fwd(args, r0, r1); });
   } else if (M >= kb::kBnMinRows) {
     out = at::empty({M, N}, x.options().dtype(at::kFloat));
-    // float blocks transposed once per call (int8 ones per block row, in the kernel)
-    const at::Tensor vt = q8 ? at::Tensor() : v.transpose(1, 2).contiguous();
-    args.vt = q8 ? nullptr : vt.data_ptr<float>();
-    args.out = out.data_ptr<float>();
+    args.out = out.data_ptr<float>();  // the blocks are transposed per block row, in the kernel
     const auto fwd = avx512() ? kb::forward_bn_avx512 : kb::forward_bn_scalar;
     parallel_balanced(cr.data_ptr<int64_t>(), R, M * bn * bk, [&](int64_t r0, int64_t r1) { fwd(args, r0, r1); });
   } else {

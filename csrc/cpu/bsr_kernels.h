@@ -28,9 +28,8 @@ struct ForwardArgs {
   const float* x;  // [M, K] (forward_dot)
   const float* xt;  // x transposed, padded to mp and packed in strips (forward)
   const float* values;  // [nnz, bn, bk]
-  const int8_t* qvalues;  // int8 blocks instead of `values` (and `vt`), with
+  const int8_t* qvalues;  // int8 blocks instead of `values`, with
   const float* scales;  // [N]: W[n, :] = qvalues * scales[n]
-  const float* vt;  // [nnz, bk, bn]: each block transposed (forward_bn)
   const int64_t* crow;
   const int64_t* col;
   const float* bias;  // [N] or null

@@ -117,24 +117,30 @@ inline void columns_packed(const BlockRef* blocks, int64_t nseg, int64_t R, int6
   }
 }
 
-// int8 blocks: block row R_'s blocks as float times their rows' scales, into a per-thread
-// buffer ([nblocks, bn, bk], or each block transposed [bk, bn]) that the float kernels then
-// read while it is in cache. Returns where block b of the row sits, minus b0 * bn * bk (so
-// that block b is at the result + b * bn * bk, as in `values`).
-inline const float* dequantized_row(const ForwardArgs& a, int64_t R_, bool transposed) {
+// Block row R_'s blocks as the float kernels read them: float blocks as stored (no copy) unless
+// transposed; otherwise (int8 blocks: times their rows' scales; transposed: [bk, bn] each)
+// written into a per-thread buffer that the kernels then read while it is in cache. Returns
+// where block b of the row sits, minus b0 * bn * bk (block b at the result + b * bn * bk, as in
+// `values`).
+inline const float* row_blocks(const ForwardArgs& a, int64_t R_, bool transposed) {
+  if (!a.qvalues && !transposed) return a.values;
   thread_local std::vector<float> buf;
   const Dims& d = a.d;
   const int64_t b0 = a.crow[R_], nb = a.crow[R_ + 1] - b0, bs = d.bn * d.bk;
   buf.resize(std::max<int64_t>(nb * bs, 1));
   for (int64_t b = 0; b < nb; ++b) {
-    const int8_t* q = a.qvalues + (b0 + b) * bs;
     float* o = buf.data() + b * bs;
     for (int64_t i = 0; i < d.bn; ++i) {
-      const float s = a.scales[R_ * d.bn + i];
-      if (transposed)
-        for (int64_t k = 0; k < d.bk; ++k) o[k * d.bn + i] = s * static_cast<float>(q[i * d.bk + k]);
-      else
-        for (int64_t k = 0; k < d.bk; ++k) o[i * d.bk + k] = s * static_cast<float>(q[i * d.bk + k]);
+      const int64_t ldo = transposed ? 1 : d.bk, step = transposed ? d.bn : 1;
+      float* oi = o + i * ldo;
+      if (a.qvalues) {
+        const int8_t* q = a.qvalues + (b0 + b) * bs + i * d.bk;
+        const float s = a.scales[R_ * d.bn + i];
+        for (int64_t k = 0; k < d.bk; ++k) oi[k * step] = s * static_cast<float>(q[k]);
+      } else {
+        const float* v = a.values + (b0 + b) * bs + i * d.bk;
+        for (int64_t k = 0; k < d.bk; ++k) oi[k * step] = v[k];
+      }
     }
   }
   return buf.data() - b0 * bs;
@@ -145,7 +151,7 @@ inline void forward_impl(const ForwardArgs& a, int64_t r_begin, int64_t r_end) {
   const Dims& d = a.d;
   thread_local std::vector<BlockRef> blocks;
   for (int64_t R_ = r_begin; R_ < r_end; ++R_) {
-    const float* values = a.qvalues ? dequantized_row(a, R_, false) : a.values;
+    const float* values = row_blocks(a, R_, false);
     blocks.clear();
     for (int64_t b = a.crow[R_]; b < a.crow[R_ + 1]; ++b)
       blocks.push_back({values + b * d.bn * d.bk, a.col[b] * d.bk});
@@ -155,12 +161,13 @@ inline void forward_impl(const ForwardArgs& a, int64_t r_begin, int64_t r_end) {
 }
 
 // Forward for many rows of x, the output channels (bn) along the lanes: x and out are used as
-// they are (no transposes), the blocks transposed ([bk, bn], `vt`); out rows start at the bias.
+// they are (no transposes), each block row's blocks transposed ([bk, bn]) into cache by
+// row_blocks; out rows start at the bias.
 inline void forward_bn_impl(const ForwardArgs& a, int64_t r_begin, int64_t r_end) {
   const Dims& d = a.d;
   thread_local std::vector<Segment> segs, shift;
   for (int64_t R_ = r_begin; R_ < r_end; ++R_) {
-    const float* vt = a.qvalues ? dequantized_row(a, R_, true) : a.vt;
+    const float* vt = row_blocks(a, R_, true);
     float* out = a.out + R_ * d.bn;
     for (int64_t m = 0; m < d.M; ++m)
       for (int64_t i = 0; i < d.bn; ++i) out[m * d.N + i] = a.bias ? a.bias[R_ * d.bn + i] : 0.f;

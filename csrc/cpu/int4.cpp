@@ -101,10 +101,7 @@ at::Tensor int4_weight_mm_cpu(const at::Tensor& x, const at::Tensor& packed, con
                          {"zeros", zeros ? &*zeros : &no_tensor}, {"bias", bias ? &*bias : &no_tensor}});
   const int64_t K = x.size(-1);
   const int64_t N = check_int4_weight(op, packed, scales, zeros, group_size, K);
-  if (bias.has_value()) {
-    check_dtype(op, "bias", *bias, {at::kFloat, at::kHalf, at::kBFloat16});
-    check_shape(op, "bias", *bias, {N}, "one value per output channel");
-  }
+  check_bias(op, bias, N);
   const at::Tensor x2 = x.reshape({rows_of(x), K});
   const int64_t M = x2.size(0);
   if (M == 0 || N == 0) return at::empty(out_shape(x, N), x.options());

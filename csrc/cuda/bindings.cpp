@@ -31,13 +31,6 @@ int64_t flat_rows(const char* op, const at::Tensor& x, int64_t N, std::vector<in
   return M;
 }
 
-void check_bias(const char* op, const std::optional<at::Tensor>& bias, int64_t N) {
-  if (bias.has_value()) {
-    check_dtype(op, "bias", *bias, {at::kFloat, at::kHalf, at::kBFloat16});
-    check_shape(op, "bias", *bias, {N}, "one value per output channel");
-  }
-}
-
 at::Tensor int8_mm_cuda(const at::Tensor& a_q, const at::Tensor& a_scale, const at::Tensor& w_q,
                         const at::Tensor& w_scale, const std::optional<at::Tensor>& bias,
                         std::optional<at::ScalarType> out_dtype) {

@@ -6,6 +6,7 @@
 #include <c10/util/Exception.h>
 
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -46,6 +47,17 @@ inline void check_shape(const char* op, const char* name, const at::Tensor& t,
                         c10::IntArrayRef expected, const char* why) {
   TORCH_CHECK_VALUE(t.sizes() == expected, "greenops.", op, ": ", name, " must have shape ", expected,
               " (", why, "), got ", t.sizes());
+}
+
+// bias [N] in a float dtype (also float64 where the op takes it: the CPU gradcheck path), or absent.
+inline void check_bias(const char* op, const std::optional<at::Tensor>& bias, int64_t N,
+                       bool allow_double = false) {
+  if (!bias.has_value()) return;
+  if (allow_double)
+    check_dtype(op, "bias", *bias, {at::kFloat, at::kHalf, at::kBFloat16, at::kDouble});
+  else
+    check_dtype(op, "bias", *bias, {at::kFloat, at::kHalf, at::kBFloat16});
+  check_shape(op, "bias", *bias, {N}, "one value per output channel");
 }
 
 using NamedTensor = std::pair<const char*, const at::Tensor*>;

@@ -22,10 +22,7 @@ inline int64_t check_int8_weight(const char* op, const at::Tensor& w_q, const at
               w_q.size(1), " (w_q is [N, K] = ", w_q.sizes(), ")");
   check_dtype(op, "w_scale", w_scale, {at::kFloat});
   check_shape(op, "w_scale", w_scale, {N}, "one scale per output channel of w_q");
-  if (bias.has_value()) {
-    check_float_input(op, "bias", *bias);
-    check_shape(op, "bias", *bias, {N}, "one value per output channel");
-  }
+  check_bias(op, bias, N);
   return N;
 }
 
