@@ -128,6 +128,7 @@ class FakeQuantLinear(nn.Linear):
         self.relaxed_steps, self.temperature, self.sigma = relaxed_steps, temperature, sigma
         # training forwards done while relaxed (a buffer: it is saved and moves with the model)
         self.register_buffer("relax_step", torch.zeros((), dtype=torch.int64))
+        self._relax_done = False  # the counter has reached relaxed_steps (no more reads)
         self.weight_scale = self.weight_zero = None
         if learn_scales:
             self._init_scales()
@@ -182,12 +183,20 @@ class FakeQuantLinear(nn.Linear):
             return q.reshape(self.weight.shape).to(torch.int16), s.squeeze(-1).clone(), zeros
 
     def temperature_now(self) -> float | None:
-        """The relaxation's temperature for the next training forward; None once hard."""
+        """The relaxation's temperature for the next training forward; None once hard. Reads
+        the step counter (a device-to-host copy on GPU) only while the relaxation may last."""
+        if not self.relaxed or self._relax_done:
+            return None
         step = int(self.relax_step)
-        if not self.relaxed or step >= self.relaxed_steps:
+        if step >= self.relaxed_steps:
+            self._relax_done = True
             return None
         t0, t1 = self.temperature
         return t0 * (t1 / t0) ** (step / self.relaxed_steps)
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self._relax_done = False  # a loaded counter may restart the relaxation
 
     def _round(self, x: torch.Tensor) -> torch.Tensor:
         t = self.temperature_now() if self.training else None

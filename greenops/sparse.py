@@ -258,7 +258,7 @@ def bsr_mm(
     accumulation, output in x's dtype (x and the values share one dtype). Differentiable in x,
     weight.values and bias: dX through the cached transpose (a sparse x dense product, W never
     densified) and dValues only at the nonzero blocks."""
-    from .ops.bsr import CUDA_CPP_IMPLS, TRITON_IMPLS
+    from .ops.bsr import TRITON_IMPLS
 
     t_crow, t_blocks = weight.transpose
     args = (
@@ -271,10 +271,7 @@ def bsr_mm(
         t_blocks,
         weight.scales,
     )
-    alternatives = {"triton": TRITON_IMPLS["bsr_mm"]}
-    if "bsr_mm" in CUDA_CPP_IMPLS:
-        alternatives["cuda"] = CUDA_CPP_IMPLS["bsr_mm"]
-    return _backend.call("bsr_mm", x.device, backend, alternatives, *args)
+    return _backend.call("bsr_mm", x.device, backend, {"triton": TRITON_IMPLS["bsr_mm"]}, *args)
 
 
 # --- pruning ----------------------------------------------------------------------------------

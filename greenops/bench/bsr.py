@@ -7,7 +7,7 @@ import dataclasses
 
 import torch
 
-from ..ops.bsr import CUDA_CPP_IMPLS
+from ..ops import _backend
 from ..sparse import BlockSparseWeight, bsr_mm
 from .core import Case, Shape
 
@@ -54,7 +54,9 @@ def cases(s: SparseShape, device: str) -> list[Case]:
         case("greenops.bsr_mm", lambda: bsr_mm(x, sw), False, "dense_matmul"),
         case("greenops.bsr_mm_int8", lambda: bsr_mm(x, q), False, "dense_matmul", w_esz=1),
     ]
-    if device != "cpu" and "bsr_mm" in CUDA_CPP_IMPLS and b in (32, 64):  # the CUDA C++ forward too
+    if (
+        device != "cpu" and "bsr_mm" in _backend.CUDA_CPP and b in (32, 64)
+    ):  # the CUDA C++ forward too
         out.append(
             case(
                 "greenops.bsr_mm[cuda]",

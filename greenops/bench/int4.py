@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 
 from .. import ops
+from ..ops import _backend
 from .core import Case, Shape
 
 FAMILY = "int4"
@@ -78,7 +79,7 @@ def cases(s: Shape, device: str) -> list[Case]:
     ]
     if torch_int4 is not None:
         out.append(case("torch_int4", lambda: torch_int4(xb), 2, None, 2, "bf16"))
-    if "int4_weight_mm" in ops.int4.CUDA_CPP_IMPLS and device != "cpu":
+    if "int4_weight_mm" in _backend.CUDA_CPP and device != "cpu":
         # the CUDA C++ kernel; its prepacked layout is made once, by the warm-up call
         out.append(
             case(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from .. import ops
+from ..ops import _backend
 from .core import Case, Shape
 
 FAMILY = "int8"
@@ -127,7 +128,7 @@ def cases(s: Shape, device: str) -> list[Case]:
                 "bf16",
             ),
         ]
-        if "int8_mm" in ops.int8.CUDA_CPP_IMPLS:  # the CUDA C++ kernel, beside Triton's
+        if "int8_mm" in _backend.CUDA_CPP:  # the CUDA C++ kernel, beside Triton's
             out.append(
                 case(
                     "greenops.int8_mm[cuda]",

@@ -30,6 +30,8 @@ BACKENDS = ("auto", "cpp", "triton", "cuda")
 CUDA_AUTO: dict[str, str] = {}
 # op -> backends implemented for CUDA tensors
 CUDA_IMPLS: dict[str, tuple[str, ...]] = {}
+# op -> its CUDA C++ impl (the "cuda" backend), where this build has one (register_cuda_impl)
+CUDA_CPP: dict[str, Callable] = {}
 
 
 class BackendError(RuntimeError):
@@ -165,6 +167,7 @@ def register_cuda_impl(op, triton_fn, cpp_fn=None, rows_of=None, cuda_takes=None
         torch.library.register_kernel(f"greenops::{op}", "cuda", triton_fn)
         register_cuda(op, ("triton",), auto="triton")
         return
+    CUDA_CPP[op] = cpp_fn
     impls = {"triton": triton_fn, "cuda": cpp_fn}
     torch.library.register_kernel(
         f"greenops::{op}", "cuda", measured_dispatch(op, impls, rows_of, cuda_takes)
@@ -193,13 +196,16 @@ def cdiv(a: int, b: int) -> int:
 def call(op: str, device: torch.device, backend: str | None, alternatives: dict, *args):
     """Runs `op` on the backend `backend` (or the current one) picks for `device`: the
     registered op through the dispatcher (compile/export-friendly) when that is the device's
-    default, otherwise the named alternative impl (e.g. {"triton": launcher}), eagerly."""
+    default, otherwise the named alternative impl (e.g. {"triton": launcher}; the op's CUDA
+    C++ impl, where built, is always the "cuda" one), eagerly."""
     from .. import _ext
 
     _ext.load()  # a clear ExtensionError (with the rebuild command) if _C is missing or stale
     chosen = resolve(op, device, backend)
     if chosen == default_backend(op, device):
         return getattr(torch.ops.greenops, op)(*args)
+    if op in CUDA_CPP:
+        alternatives = {**alternatives, "cuda": CUDA_CPP[op]}
     if chosen not in alternatives:
         raise BackendError(f"greenops.{op}: no {chosen!r} implementation")
     return alternatives[chosen](*args)

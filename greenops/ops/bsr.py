@@ -310,10 +310,6 @@ def _mm_backward(ctx, grad):
     return grad_x, grad_v, None, None, grad_b, None, None, None
 
 
-# op -> the CUDA C++ kernel (csrc/cuda/bsr_mm.cu: the forward), where this build has it
-CUDA_CPP_IMPLS: dict = {}
-
-
 def bsr_mm_cuda(x, values, crow, col, bias=None, t_crow=None, t_blocks=None, scales=None):
     """The CUDA C++ forward (tensor cores; fp16/bf16 values, blocks of 32 or 64)."""
     _check_mm(x, values, crow, col, bias, scales)
@@ -337,8 +333,7 @@ def register() -> None:
     torch.library.register_fake("greenops::bsr_mm")(_mm_fake)
     torch.library.register_fake("greenops::bsr_mm_t")(_mm_t_fake)
     torch.library.register_fake("greenops::bsr_sddmm")(_sddmm_fake)
-    if _backend.cuda_cpp_impls(["bsr_mm"]):
-        CUDA_CPP_IMPLS["bsr_mm"] = bsr_mm_cuda
+    cpp = {"bsr_mm": bsr_mm_cuda} if _backend.cuda_cpp_impls(["bsr_mm"]) else {}
     for op, fn in TRITON_IMPLS.items():
-        _backend.register_cuda_impl(op, fn, CUDA_CPP_IMPLS.get(op), _backend.rows, _cuda_takes)
+        _backend.register_cuda_impl(op, fn, cpp.get(op), _backend.rows, _cuda_takes)
     torch.library.register_autograd("greenops::bsr_mm", _mm_backward, setup_context=_mm_setup)

@@ -274,9 +274,6 @@ def int4_weight_mm_cuda(x, packed, scales, zeros, group_size, bias=None):
     return C.int4_weight_mm_cuda(x, _prepacked_for(packed), scales, zeros, group_size, bias)
 
 
-CUDA_CPP_IMPLS: dict = {}
-
-
 def _cuda_takes(x, packed, scales, zeros, group_size, bias=None) -> bool:
     """What the CUDA C++ kernel takes: fp16/bf16 x, N % 8 == 0, K % 128 == 0, group % 32."""
     return (
@@ -320,12 +317,11 @@ def register() -> None:
     for op, fn in TORCH_IMPLS.items():
         torch.library.register_kernel(f"greenops::{op}", "cuda", fn)
         _backend.register_cuda(op, ("torch",), auto="torch")
-    if _backend.cuda_cpp_impls(["int4_weight_mm"]):
-        CUDA_CPP_IMPLS["int4_weight_mm"] = int4_weight_mm_cuda
+    built = _backend.cuda_cpp_impls(["int4_weight_mm"])
     _backend.register_cuda_impl(
         "int4_weight_mm",
         int4_weight_mm_triton,
-        CUDA_CPP_IMPLS.get("int4_weight_mm"),
+        int4_weight_mm_cuda if built else None,
         _backend.rows,
         _cuda_takes,
     )
@@ -341,10 +337,7 @@ def _call(op: str, device: torch.device, backend: str | None, *args):
     # quantize/dequantize run once per weight: their non-C++ impl is plain torch ops, which
     # backend="triton" reaches on CPU (under the interpreter) like the kernels.
     impl = TRITON_IMPLS.get(op) or TORCH_IMPLS[op]
-    alternatives = {"triton": impl}
-    if op in CUDA_CPP_IMPLS:
-        alternatives["cuda"] = CUDA_CPP_IMPLS[op]
-    return _backend.call(op, device, backend, alternatives, *args)
+    return _backend.call(op, device, backend, {"triton": impl}, *args)
 
 
 def quantize_int4(

@@ -217,10 +217,6 @@ def _weight_mm_backward(ctx, grad):
     return grad_x, None, None, grad_bias
 
 
-# op -> the CUDA C++ kernel's binding (csrc/cuda), where this build has one
-CUDA_CPP_IMPLS: dict = {}
-
-
 def _cuda_takes(a_q, a_scale, w_q, *args) -> bool:
     """What the CUDA C++ int8_mm takes: K % 16 == 0 and 16-byte aligned int8 rows (cp.async)."""
     return a_q.shape[-1] % 16 == 0 and a_q.data_ptr() % 16 == 0 and w_q.data_ptr() % 16 == 0
@@ -231,9 +227,9 @@ def register() -> None:
     torch.library.register_fake("greenops::quantize_int8")(_quantize_int8_fake)
     torch.library.register_fake("greenops::int8_mm")(_int8_mm_fake)
     torch.library.register_fake("greenops::int8_weight_mm")(_int8_weight_mm_fake)
-    CUDA_CPP_IMPLS.update(_backend.cuda_cpp_impls(OPS))
+    cpp = _backend.cuda_cpp_impls(OPS)  # the bindings themselves (csrc/cuda/bindings.cpp)
     for op, fn in TRITON_IMPLS.items():
-        _backend.register_cuda_impl(op, fn, CUDA_CPP_IMPLS.get(op), _backend.rows, _cuda_takes)
+        _backend.register_cuda_impl(op, fn, cpp.get(op), _backend.rows, _cuda_takes)
     torch.library.register_autograd(
         "greenops::int8_weight_mm", _weight_mm_backward, setup_context=_weight_mm_setup
     )
@@ -243,10 +239,7 @@ def register() -> None:
 
 
 def _call(op: str, device: torch.device, backend: str | None, *args):
-    alternatives = {"triton": TRITON_IMPLS[op]}
-    if op in CUDA_CPP_IMPLS:
-        alternatives["cuda"] = CUDA_CPP_IMPLS[op]
-    return _backend.call(op, device, backend, alternatives, *args)
+    return _backend.call(op, device, backend, {"triton": TRITON_IMPLS[op]}, *args)
 
 
 def quantize_int8(
