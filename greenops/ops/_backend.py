@@ -20,6 +20,7 @@ import contextlib
 import math
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 
 import torch
@@ -187,6 +188,25 @@ def cuda_cpp_impls(ops) -> dict:
 
     C = _ext.load()
     return {op: getattr(C, f"{op}_cuda") for op in ops if op in getattr(C, "cuda_kernels", ())}
+
+
+# (what, id(t)) -> (weakref to t, t's version, fn(t)); see once_per_tensor
+_DERIVED: dict = {}
+
+
+def once_per_tensor(what: str, t: torch.Tensor, fn: Callable) -> torch.Tensor:
+    """fn(t), computed once per tensor and reused while that tensor lives unmodified (a new or
+    changed tensor, or a reused id, misses): layouts and orders derived from a weight, so that
+    the per-call path does not redo them."""
+    key = (what, id(t))
+    hit = _DERIVED.get(key)
+    if hit is not None and hit[0]() is t and hit[1] == t._version:
+        return hit[2]
+    for k in [k for k, v in _DERIVED.items() if v[0]() is None]:
+        del _DERIVED[k]  # tensors that are gone
+    value = fn(t)
+    _DERIVED[key] = (weakref.ref(t), t._version, value)
+    return value
 
 
 def cdiv(a: int, b: int) -> int:

@@ -188,8 +188,12 @@ def _flags(dtype):
 
 def longest_first(ptr: torch.Tensor) -> torch.Tensor:
     """Rows (or columns) of a CSR pointer ordered by decreasing length (ties by index): the
-    Triton kernels' launch order, so long loops start in the first wave."""
-    return torch.argsort(ptr[1:] - ptr[:-1], descending=True, stable=True)
+    Triton kernels' launch order, so long loops start in the first wave. Once per pattern."""
+    return _backend.once_per_tensor(
+        "bsr longest_first",
+        ptr,
+        lambda p: torch.argsort(p[1:] - p[:-1], descending=True, stable=True),
+    )
 
 
 def bsr_mm_triton(x, values, crow, col, bias=None, t_crow=None, t_blocks=None, scales=None):

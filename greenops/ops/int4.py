@@ -8,7 +8,6 @@ in torch ops below (offline, once per weight), int4_weight_mm through the Triton
 from __future__ import annotations
 
 import math
-import weakref
 
 import torch
 
@@ -249,21 +248,9 @@ def prepack_cuda(packed: torch.Tensor) -> torch.Tensor:
     return out
 
 
-# id(packed) -> (weakref to packed, its version, prepacked): the "cuda" backend prepacks a
-# weight once and reuses it while the tensor lives unmodified (a new or changed tensor, or a
-# reused id, misses).
-_PREPACKED: dict = {}
-
-
 def _prepacked_for(packed: torch.Tensor) -> torch.Tensor:
-    hit = _PREPACKED.get(id(packed))
-    if hit is not None and hit[0]() is packed and hit[1] == packed._version:
-        return hit[2]
-    for key in [k for k, v in _PREPACKED.items() if v[0]() is None]:
-        del _PREPACKED[key]  # weights that are gone
-    pre = prepack_cuda(packed)
-    _PREPACKED[id(packed)] = (weakref.ref(packed), packed._version, pre)
-    return pre
+    """The "cuda" backend's layout of a weight, made once per weight tensor."""
+    return _backend.once_per_tensor("int4 prepack_cuda", packed, prepack_cuda)
 
 
 def int4_weight_mm_cuda(x, packed, scales, zeros, group_size, bias=None):
