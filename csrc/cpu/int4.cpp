@@ -5,6 +5,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "cpu_features.h"
 #include "int4_checks.h"
@@ -38,12 +39,42 @@ Kernels kernels() {
   }
 }
 
-// Rows up to which the streaming kernel beats dequantized tiles + library GEMM. bf16 has AMX
-// behind at::mm here, so its GEMM path wins from M ~ 10 on (4096x4096, 2-core Xeon: M=5
-// stream 2.3 ms vs tiles 4.2; M=8 3.1 vs 3.6; M=16 6.3 vs 3.8); fp32 and fp16 GEMMs do not.
+// Rows up to which a streaming kernel beats dequantized tiles + library GEMM. The fixed-point
+// VNNI gemv does up to 16 in every dtype (4096x4096, 2-core Xeon, ms, fixed / float gemv /
+// tiles: M=8 fp32 1.7 / 2.9 / 5.8, bf16 1.4 / 3.0 / 2.9; M=16 bf16 2.5 / 3.5 / 3.5; at M=24 bf16
+// tiles win, 3.3 vs 5.5, AMX behind at::mm). The float gemv (other ISAs, or x the fixed point
+// refuses) gives way to bf16's tiles from M ~ 10 (M=5 stream 2.3 vs tiles 4.2; M=16 6.3 vs 3.8).
 int64_t gemv_max_rows(at::ScalarType t) { return t == at::kBFloat16 ? 8 : k4::kGemvMaxRows; }
 
 const float* ptr_or_null(const at::Tensor& t) { return t.defined() ? t.data_ptr<float>() : nullptr; }
+
+#if defined(__x86_64__)
+// x [M, K] @ W.T by the fixed-point gemv, in x's dtype; nullopt when x has a value it cannot
+// hold (not finite, extreme range), for the float kernels to take.
+std::optional<at::Tensor> fixed_gemv(const at::Tensor& x2, const at::Tensor& p, const at::Tensor& s,
+                                     const at::Tensor& z, int64_t group, const std::optional<at::Tensor>& bias,
+                                     int64_t N) {
+  const int64_t M = x2.size(0), K = x2.size(1), G = K / group, chunks = k4::fixed_chunks(K);
+  const int P = x2.scalar_type() == at::kFloat ? 3 : 2;  // digits to hold the dtype's mantissa
+  const at::Tensor xf = x2.to(at::kFloat).contiguous();
+  at::Tensor bytes = at::empty({M, chunks * P * k4::kFixedChunk}, xf.options().dtype(at::kChar));
+  at::Tensor sigma = at::empty({M, chunks * 16}, xf.options());
+  at::Tensor gsum = at::empty({M, G}, xf.options());
+  for (int64_t m = 0; m < M; ++m) {
+    if (!k4::to_fixed_avx512(xf.data_ptr<float>() + m * K, K, group, P, bytes.data_ptr<int8_t>() + m * bytes.size(1),
+                      sigma.data_ptr<float>() + m * chunks * 16, gsum.data_ptr<float>() + m * G)) {
+      return std::nullopt;
+    }
+  }
+  const at::Tensor b = bias.has_value() ? bias->to(at::kFloat).contiguous() : at::Tensor();
+  at::Tensor out = at::empty({M, N}, xf.options());
+  const k4::FixedArgs args{bytes.data_ptr<int8_t>(), sigma.data_ptr<float>(), gsum.data_ptr<float>(),
+                           p.data_ptr<uint8_t>(), s.data_ptr<float>(), ptr_or_null(z), ptr_or_null(b),
+                           out.data_ptr<float>(), M, N, K, group, P};
+  parallel_over_n(N, M * K, [&](int64_t b0, int64_t e0) { k4::gemv_fixed_avx512(args, b0, e0); });
+  return out.to(x2.scalar_type());
+}
+#endif
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> quantize_int4_cpu(const at::Tensor& w,
                                                                  int64_t group_size,
@@ -107,6 +138,11 @@ at::Tensor int4_weight_mm_cpu(const at::Tensor& x, const at::Tensor& packed, con
   if (M == 0 || N == 0) return at::empty(out_shape(x, N), x.options());
   const at::Tensor p = packed.contiguous(), s = scales.contiguous();
   const at::Tensor z = zeros.has_value() ? zeros->contiguous() : at::Tensor();
+#if defined(__x86_64__)
+  if (M <= k4::kGemvMaxRows && cpu::active_isa() == cpu::Isa::Avx512Vnni) {
+    if (auto out = fixed_gemv(x2, p, s, z, group_size, bias, N)) return out->view(out_shape(x, N));
+  }
+#endif
   if (M <= gemv_max_rows(x.scalar_type())) {
     // Memory-bound: activations to fp32 and into the kernels' chunk order once (M is small);
     // the packed weight is streamed once and dequantized only in registers.

@@ -36,6 +36,35 @@ struct GemvArgs {
   int64_t M, N, K, group;
 };
 
+// The VNNI gemv (int4_avx512.cpp) never turns weights into floats: it multiplies the 4-bit q
+// by activations held in fixed point with vpdpbusd (u8 x s8 -> s32) and applies each group's
+// scale and zero point afterwards, out[n] = sum_g s[n,g] * (sum_k q * x~ - z[n,g] * sum_k x~).
+// x~ keeps as many bits as its float type has: each 32-element block b is scaled by
+// sigma_b = max|x_b| / 127 and X = rint(x / sigma_b * 256^(P-1)) is written as P signed bytes
+// (balanced digits, most significant first), P = 3 for fp32 (|x - x~| <= 2^-24 max|x_b| / 0.99),
+// 2 for fp16 / bf16. Layout, per 128-element chunk c of a row (64 bytes of packed weight):
+//   bytes  [c][p][even 64 | odd 64]: piece p of x[128c + 2j] (low nibbles), then of x[128c + 2j + 1]
+//   sigma  [c][16]: sigma of lane i's block (lane i covers 8 elements) / 256^(P-1); 0 past K
+//   gsum   [G]: sum of x~ over group g, for the zero-point term
+// Blocks past K are zero. Returns false, writing nothing useful, when a value is not finite or a
+// nonzero block maximum lies outside [2^-100, 2^100] (the fixed-point scale would lose bits):
+// the caller then uses the float gemv. x86-64 with AVX-512 VNNI only, like the gemv.
+constexpr int64_t kFixedChunk = 128;
+inline int64_t fixed_chunks(int64_t K) { return (K + kFixedChunk - 1) / kFixedChunk; }
+
+struct FixedArgs {
+  const int8_t* x;  // [M][fixed_chunks(K)][P][128]
+  const float* sigma;  // [M][fixed_chunks(K)][16]
+  const float* gsum;  // [M][G]
+  const uint8_t* w;  // [N, K/2]
+  const float* scales;  // [N, G]
+  const float* zeros;  // [N, G] or null (z = 8)
+  const float* bias;  // [N] or null
+  float* out;  // [M, N]
+  int64_t M, N, K, group;
+  int P;  // 2 or 3
+};
+
 // Symmetric / asymmetric min-max quantization of rows [begin, end) of w [N, K] (kind: w's
 // dtype), writing packed [N, K/2], scales and (asymmetric) zeros [N, K/group]:
 //   asymmetric: s = (max - min) / 15 (1 if 0), z = -min / s, q = clamp(rint(w / s + z), 0, 15)
@@ -55,6 +84,9 @@ GREENOPS_INT4_KERNELS(scalar)
 #if defined(__x86_64__)
 GREENOPS_INT4_KERNELS(avx2)
 GREENOPS_INT4_KERNELS(avx512)
+bool to_fixed_avx512(const float* x, int64_t K, int64_t group, int P, int8_t* bytes, float* sigma,
+                     float* gsum);
+void gemv_fixed_avx512(const FixedArgs& args, int64_t n_begin, int64_t n_end);
 #endif
 #undef GREENOPS_INT4_KERNELS
 

@@ -214,6 +214,65 @@ def test_batch_dims_and_non_contiguous_x(impl):
     )
 
 
+# On AVX-512 VNNI, M <= 16 runs the fixed-point kernel (x as 24-bit fixed point per 32-element
+# block for fp32, 16-bit for fp16/bf16; csrc/cpu/int4_kernels.h). These inputs are the hard
+# cases for it: heavy tails and outliers inside a block, blocks of very different magnitude,
+# every group layout (lanes of one 64-byte chunk in 4, 2 or 1 groups; per channel with K not a
+# multiple of 32 or of 128; K = 2).
+@pytest.mark.parametrize(
+    "N,K,g", [(9, 256, 32), (7, 192, 64), (5, 512, 256), (6, 100, 100), (3, 2, 2)]
+)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_int4_weight_mm_wide_range_activations(impl, N, K, g, dtype):
+    backend, device = impl
+    _, packed, scales, zeros = weight(N, K, g)
+    gen = torch.Generator().manual_seed(K + N)
+    x = torch.randn(16, K, generator=gen) * torch.rand(16, K, generator=gen).pow(6) * 100
+    x[3, :] *= 1e-6  # a row far below the others
+    x[5, K // 2] = 3e4  # an outlier in one block
+    x[7, : min(K, 32)] = 1e-3  # a quiet block beside loud ones
+    x = x.to(dtype)
+    for M in (1, 2, 5, 16):
+        args = [t.to(device) for t in (x[:M], packed, scales, zeros)]
+        out = greenops.int4_weight_mm(*args, g, backend=backend).cpu()
+        ref = mm_ref(x[:M], packed, scales, zeros, g)
+        same = mm_torch(x[:M], packed, scales, zeros, g) if dtype != torch.float32 else None
+        assert_close_to_ref(out, ref, same)
+        # Every row on its own scale too: a quiet row is not drowned by the loud ones.
+        for m in range(M):
+            assert_close_to_ref(out[m], ref[m], None if same is None else same[m])
+
+
+@pytest.mark.parametrize("scale", [1e-35, 1e-20, 1e20, 1e32])
+def test_int4_weight_mm_extreme_magnitudes(impl, scale):
+    """Magnitudes the fixed point cannot scale (beyond 2^-100 .. 2^100) go to the float kernel;
+    either way the result is as accurate as fp32."""
+    backend, device = impl
+    _, packed, scales, zeros = weight(11, 128, 32)
+    x = torch.randn(3, 128) * scale
+    out = greenops.int4_weight_mm(
+        *(t.to(device) for t in (x, packed, scales, zeros)), 32, backend=backend
+    )
+    assert_close_to_ref(out.cpu(), mm_ref(x, packed, scales, zeros, 32))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_int4_weight_mm_nonfinite_activation_poisons_only_its_row(impl, bad):
+    backend, device = impl
+    _, packed, scales, zeros = weight(10, 128, 64)
+    x = torch.randn(4, 128)
+    x[2, 77] = bad
+    out = greenops.int4_weight_mm(
+        *(t.to(device) for t in (x, packed, scales, zeros)), 64, backend=backend
+    ).cpu()
+    ref = mm_ref(x, packed, scales, zeros, 64)
+    assert not torch.isfinite(out[2]).any()
+    assert torch.equal(torch.isnan(out[2]), torch.isnan(ref[2]))
+    assert torch.equal(out[2][~torch.isnan(ref[2])], ref[2][~torch.isnan(ref[2])].float())
+    rows = [0, 1, 3]
+    assert_close_to_ref(out[rows], ref[rows])
+
+
 def test_gradients_flow_to_x_and_bias():
     _, packed, scales, zeros = weight(12, 64, 32)
     x = torch.randn(5, 64, dtype=torch.float64).float().requires_grad_()
