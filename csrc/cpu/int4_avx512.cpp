@@ -125,71 +125,6 @@ void dequantize_rows(const uint8_t* w, const float* scales, const float* zeros, 
   }
 }
 
-// The fixed-point gemv (int4_kernels.h, to_fixed): per 64-byte chunk of a weight row, the low
-// and high nibbles are masked out as bytes (no widening, no table) and vpdpbusd multiplies them
-// by the P digit vectors of x, four products per lane per instruction, exactly in int32. The
-// digits are joined on the way (A = sum_p a_p * 256^(P-1-p), at most 8 * 15 * 127 * 2^16 + ... < 2^31) and
-// the chunk's int sums scaled into a float accumulator by sigma (per 32 elements) times the
-// weight scale of each lane's group. SPG: weight groups per chunk (1: group >= 128 or a single
-// group; 2: group 64; 4: group 32). MB rows of x share each unpacked chunk.
-constexpr int64_t kPrefetchBytes = 4096;
-
-template <int P, int SPG, int MB>
-void fixed_rows(const FixedArgs& a, int64_t m0, int64_t n) {
-  const int64_t K = a.K, G = K / a.group, chunks = fixed_chunks(K), full = K / kFixedChunk;
-  const uint8_t* wr = a.w + n * (K / 2);
-  const float* sr = a.scales + n * G;
-  const __m512i low4 = _mm512_set1_epi8(0x0f);
-  // SPG == 1: the chunk's group is (128 c) >> group_shift (group 128 or 256; always 0 when G == 1).
-  const int group_shift = G == 1 ? 62 : a.group == 128 ? 7 : 8;
-  // Lane i of a chunk belongs to group i / (16 / SPG) of the chunk's SPG groups.
-  const __m512i spread = SPG == 4   ? _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3)
-                         : SPG == 2 ? _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
-                                    : _mm512_setzero_si512();
-  __m512 acc[MB];
-  for (int r = 0; r < MB; ++r) acc[r] = _mm512_setzero_ps();
-  for (int64_t c = 0; c < chunks; ++c) {
-    // The weight streams from L3 or DRAM once; the hardware prefetcher alone left a single
-    // thread at ~14 GB/s here, this at ~20 (a prefetch never faults, so past the end is fine).
-    _mm_prefetch(reinterpret_cast<const char*>(wr + c * 64 + kPrefetchBytes), _MM_HINT_T0);
-    const __m512i v = c < full ? _mm512_loadu_si512(wr + c * 64)
-                               : _mm512_maskz_loadu_epi8(~0ull >> (64 - (K / 2 - c * 64)), wr + c * 64);
-    const __m512i lo = _mm512_and_si512(v, low4);
-    const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
-    __m512 ws;  // weight scale per lane
-    if constexpr (SPG == 1) {
-      ws = _mm512_set1_ps(sr[(c * kFixedChunk) >> group_shift]);
-    } else {
-      const int64_t g0 = c * SPG;
-      const __mmask16 in = __mmask16((1u << std::min<int64_t>(SPG, G - g0)) - 1);
-      ws = _mm512_permutexvar_ps(spread, _mm512_maskz_loadu_ps(in, sr + g0));
-    }
-    for (int r = 0; r < MB; ++r) {
-      const int8_t* xc = a.x + ((m0 + r) * chunks + c) * P * kFixedChunk;
-      // Horner over the digits: the shifted sum is the next vpdpbusd's accumulator.
-      __m512i sum = _mm512_setzero_si512();
-      for (int p = 0; p < P; ++p) {
-        if (p) sum = _mm512_slli_epi32(sum, 8);
-        sum = _mm512_dpbusd_epi32(sum, lo, _mm512_loadu_si512(xc + p * kFixedChunk));
-        sum = _mm512_dpbusd_epi32(sum, hi, _mm512_loadu_si512(xc + p * kFixedChunk + 64));
-      }
-      const __m512 f = _mm512_mul_ps(_mm512_loadu_ps(a.sigma + ((m0 + r) * chunks + c) * 16), ws);
-      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), f, acc[r]);
-    }
-  }
-  // Zero points: sum_g s * z * gsum[g], sixteen groups at a time.
-  for (int r = 0; r < MB; ++r) {
-    const float* gs = a.gsum + (m0 + r) * G;
-    __m512 zt = _mm512_setzero_ps();
-    for (int64_t g = 0; g < G; g += 16) {
-      const __mmask16 in = __mmask16(G - g >= 16 ? 0xffff : (1u << (G - g)) - 1);
-      const __m512 z = a.zeros ? _mm512_maskz_loadu_ps(in, a.zeros + n * G + g) : _mm512_set1_ps(8.f);
-      zt = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(in, sr + g), z), _mm512_maskz_loadu_ps(in, gs + g), zt);
-    }
-    a.out[(m0 + r) * a.N + n] = _mm512_reduce_add_ps(acc[r]) - _mm512_reduce_add_ps(zt) + (a.bias ? a.bias[n] : 0.f);
-  }
-}
-
 // One 32-element block of x (elements k0 .. k0 + n, n <= 32) into P digit bytes per element
 // (even elements, then odd, at their chunk slots) and its lane scales; returns sum X (|X| <=
 // 127 * unit, so at most 32 * 127 * 2^16 < 2^31), or -1 with *ok = false for a value to refuse.
@@ -251,22 +186,100 @@ bool to_fixed(const float* x, int64_t K, int64_t group, int8_t* bytes, float* si
   return true;
 }
 
+// The fixed-point gemv (int4_kernels.h, to_fixed): per 64-byte chunk of a weight row, the low
+// and high nibbles are masked out as bytes (no widening, no table) and vpdpbusd multiplies them
+// by the P digit vectors of x, four products per lane per instruction, exactly in int32. The
+// digits are joined on the way (A = sum_p a_p * 256^(P-1-p), at most 8 * 15 * 127 * 2^16 + ... < 2^31) and
+// the chunk's int sums scaled into a float accumulator by sigma (per 32 elements) times the
+// weight scale of each lane's group. SPG: weight groups per chunk (1: group >= 128 or a single
+// group; 2: group 64; 4: group 32). MB rows of x share each unpacked chunk.
+// Rows m0 .. m0 + MB - 1 of x times weight row n over chunks [c0, c1): the first slice (c0 ==
+// 0) writes out with the bias and zero-point terms, later ones add to it.
 template <int P, int SPG, int MB>
-void fixed_block_rows(const FixedArgs& a, int64_t m0, int64_t n0, int64_t n1) {
-  for (int64_t n = n0; n < n1; ++n) fixed_rows<P, SPG, MB>(a, m0, n);
+void fixed_rows(const FixedArgs& a, int64_t m0, int64_t n, int64_t c0, int64_t c1) {
+  const int64_t K = a.K, G = K / a.group, chunks = fixed_chunks(K), full = K / kFixedChunk;
+  const uint8_t* wr = a.w + n * (K / 2);
+  const float* sr = a.scales + n * G;
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  // SPG == 1: the chunk's group is (128 c) >> group_shift (group 128 or 256; always 0 when G == 1).
+  const int group_shift = G == 1 ? 62 : a.group == 128 ? 7 : 8;
+  // Lane i of a chunk belongs to group i / (16 / SPG) of the chunk's SPG groups.
+  const __m512i spread = SPG == 4   ? _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3)
+                         : SPG == 2 ? _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
+                                    : _mm512_setzero_si512();
+  __m512 acc[MB];
+  for (int r = 0; r < MB; ++r) acc[r] = _mm512_setzero_ps();
+  for (int64_t c = c0; c < c1; ++c) {
+    // The weight streams from L3 or DRAM once; the hardware prefetcher alone left a single
+    // thread at ~14 GB/s here, fetching the same chunk of the next row (read next) at ~20.
+    // A prefetch never faults, so past the end is fine.
+    _mm_prefetch(reinterpret_cast<const char*>(wr + K / 2 + c * 64), _MM_HINT_T0);
+    const __m512i v = c < full ? _mm512_loadu_si512(wr + c * 64)
+                               : _mm512_maskz_loadu_epi8(~0ull >> (64 - (K / 2 - c * 64)), wr + c * 64);
+    const __m512i lo = _mm512_and_si512(v, low4);
+    const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+    __m512 ws;  // weight scale per lane
+    if constexpr (SPG == 1) {
+      ws = _mm512_set1_ps(sr[(c * kFixedChunk) >> group_shift]);
+    } else {
+      const int64_t g0 = c * SPG;
+      const __mmask16 in = __mmask16((1u << std::min<int64_t>(SPG, G - g0)) - 1);
+      ws = _mm512_permutexvar_ps(spread, _mm512_maskz_loadu_ps(in, sr + g0));
+    }
+    for (int r = 0; r < MB; ++r) {
+      const int8_t* xc = a.x + ((m0 + r) * chunks + c) * P * kFixedChunk;
+      // Horner over the digits: the shifted sum is the next vpdpbusd's accumulator.
+      __m512i sum = _mm512_setzero_si512();
+      for (int p = 0; p < P; ++p) {
+        if (p) sum = _mm512_slli_epi32(sum, 8);
+        sum = _mm512_dpbusd_epi32(sum, lo, _mm512_loadu_si512(xc + p * kFixedChunk));
+        sum = _mm512_dpbusd_epi32(sum, hi, _mm512_loadu_si512(xc + p * kFixedChunk + 64));
+      }
+      const __m512 f = _mm512_mul_ps(_mm512_loadu_ps(a.sigma + ((m0 + r) * chunks + c) * 16), ws);
+      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), f, acc[r]);
+    }
+  }
+  for (int r = 0; r < MB; ++r) {
+    float* out = a.out + (m0 + r) * a.N + n;
+    const float part = _mm512_reduce_add_ps(acc[r]);
+    if (c0 > 0) {
+      *out += part;
+      continue;
+    }
+    // Zero points: sum_g s * z * gsum[g], sixteen groups at a time.
+    const float* gs = a.gsum + (m0 + r) * G;
+    __m512 zt = _mm512_setzero_ps();
+    for (int64_t g = 0; g < G; g += 16) {
+      const __mmask16 in = __mmask16(G - g >= 16 ? 0xffff : (1u << (G - g)) - 1);
+      const __m512 z = a.zeros ? _mm512_maskz_loadu_ps(in, a.zeros + n * G + g) : _mm512_set1_ps(8.f);
+      zt = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(in, sr + g), z), _mm512_maskz_loadu_ps(in, gs + g), zt);
+    }
+    *out = part - _mm512_reduce_add_ps(zt) + (a.bias ? a.bias[n] : 0.f);
+  }
+}
+
+template <int P, int SPG, int MB>
+void fixed_block_rows(const FixedArgs& a, int64_t m0, int64_t n0, int64_t n1, int64_t c0, int64_t c1) {
+  for (int64_t n = n0; n < n1; ++n) fixed_rows<P, SPG, MB>(a, m0, n, c0, c1);
 }
 
 template <int P, int SPG>
 void fixed_gemv(const FixedArgs& a, int64_t n_begin, int64_t n_end) {
-  // x's digits (P * K bytes a row) are re-read for every weight row and must stay in L1, so
-  // blocks of x rows go innermost over a tile of weight rows that stays in L2 (~256 KiB): the
-  // weight comes from memory once, the x block from L1.
+  // x's digits and scales (P * 128 + 64 bytes a chunk) are re-read for every weight row and must
+  // stay in L1 beside the weight stream: K is cut into slices whose x (one block of rows) takes ~24 KiB
+  // (P = 3 at K = 14336 ran at 12 GB/s unsliced, 19 sliced), and blocks of x rows go innermost
+  // over a tile of weight rows that stays in L2 (~256 KiB), so the weight comes from memory once.
+  const int64_t chunks = fixed_chunks(a.K);
+  const int64_t slice = std::max<int64_t>(1, (24 << 10) / (std::min<int64_t>(a.M, 2) * (P * kFixedChunk + 64)));
   const int64_t tile = std::max<int64_t>(1, (256 << 10) / std::max<int64_t>(1, a.K / 2));
   for (int64_t n0 = n_begin; n0 < n_end; n0 += tile) {
     const int64_t n1 = std::min(n_end, n0 + tile);
-    int64_t m0 = 0;
-    for (; m0 + 2 <= a.M; m0 += 2) fixed_block_rows<P, SPG, 2>(a, m0, n0, n1);
-    if (m0 < a.M) fixed_block_rows<P, SPG, 1>(a, m0, n0, n1);
+    for (int64_t c0 = 0; c0 < chunks; c0 += slice) {
+      const int64_t c1 = std::min(chunks, c0 + slice);
+      int64_t m0 = 0;
+      for (; m0 + 2 <= a.M; m0 += 2) fixed_block_rows<P, SPG, 2>(a, m0, n0, n1, c0, c1);
+      if (m0 < a.M) fixed_block_rows<P, SPG, 1>(a, m0, n0, n1, c0, c1);
+    }
   }
 }
 
