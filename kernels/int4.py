@@ -99,8 +99,25 @@ def int4_weight_mm_kernel(
         tl.store(out_ptrs, acc, mask=mask)
 
 
+def _finish(cfg: dict, K: int, group: int, split: int) -> dict:
+    """cfg with the split-K fields: whole BLOCK_K blocks per split, and GROUP_ALIGNED."""
+    bk = cfg["BLOCK_K"]
+    k_per_split = triton.cdiv(triton.cdiv(K, split), bk) * bk
+    return {
+        **cfg,
+        "SPLIT_K": triton.cdiv(K, k_per_split) if K else 1,
+        "K_PER_SPLIT": k_per_split,
+        "GROUP_ALIGNED": group % bk == 0,  # k-blocks start at multiples of BLOCK_K
+    }
+
+
+def _fill_split(N: int, K: int, block_n: int, block_k: int, sms: int, per_sm: int) -> int:
+    """K splits so that about per_sm programs per SM stream weights (at most 16, whole blocks)."""
+    return max(1, min(triton.cdiv(per_sm * sms, triton.cdiv(N, block_n)), K // block_k, 16))
+
+
 def fixed_config(M: int, N: int, K: int, group: int, interpreting: bool, sms: int = 132) -> dict:
-    """The launch config, chosen by M (no autotuning yet: untuned on a GPU, see docs/kernels.md).
+    """The launch config without tuning (CPU tests, and GPU with autotuning off), chosen by M.
 
     M <= 16 (decode): the weight stream dominates; 16-row tiles, and K split so that about two
     programs per SM stream weights (the partial sums are added by the launcher). Larger M: a
@@ -111,14 +128,42 @@ def fixed_config(M: int, N: int, K: int, group: int, interpreting: bool, sms: in
         split = 2 if M <= 16 and K >= 64 else 1
     elif M <= 16:
         cfg = {"BLOCK_M": 16, "BLOCK_N": 64, "BLOCK_K": 128, "num_warps": 4, "num_stages": 4}
-        n_blocks = triton.cdiv(N, cfg["BLOCK_N"])
-        split = max(1, min(triton.cdiv(2 * sms, n_blocks), K // cfg["BLOCK_K"], 16))
+        split = _fill_split(N, K, 64, 128, sms, 2)
     else:
         cfg = {"BLOCK_M": 64, "BLOCK_N": 128, "BLOCK_K": 64, "num_warps": 4, "num_stages": 4}
         split = 1
-    bk = cfg["BLOCK_K"]
-    k_per_split = triton.cdiv(triton.cdiv(K, split), bk) * bk  # whole blocks per split
-    cfg["SPLIT_K"] = triton.cdiv(K, k_per_split) if K else 1
-    cfg["K_PER_SPLIT"] = k_per_split
-    cfg["GROUP_ALIGNED"] = group % bk == 0  # k-blocks start at multiples of BLOCK_K
-    return cfg
+    return _finish(cfg, K, group, split)
+
+
+def candidate_configs(
+    M: int, N: int, K: int, group: int, capability: tuple[int, int], sms: int
+) -> list[dict]:
+    """What the tuner times (greenops.ops._backend.tuned), per size class and architecture:
+    sm_90 (H100: 228 KB shared memory a block, 132 SMs) takes deeper pipelines and the largest
+    tiles; sm_80 (A100: 164 KB, 108 SMs) fewer stages. Decode (M <= 16): the weight stream is
+    everything, so tiles stay 16 rows and the K split fills the SMs 1, 2 or 4 programs deep.
+    Candidates that do not fit are skipped at tuning time (Triton's OutOfResources)."""
+    hopper = capability >= (9, 0)
+    stages = (3, 4, 5) if hopper else (3, 4)
+
+    def cfg(bm, bn, bk, warps, st):
+        return {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "num_warps": warps, "num_stages": st}
+
+    out = []
+    if M <= 16:
+        for bn, bk in ((32, 128), (64, 128), (64, 256), (128, 128)):
+            for per_sm in (1, 2, 4):
+                split = _fill_split(N, K, bn, bk, sms, per_sm)
+                out += [_finish(cfg(16, bn, bk, 4, st), K, group, split) for st in stages]
+    elif M <= 64:
+        for bm, bn, bk in ((32, 64, 128), (32, 128, 64), (64, 64, 128), (64, 128, 64)):
+            for split in (1, 2):
+                out += [_finish(cfg(bm, bn, bk, 4, st), K, group, split) for st in stages]
+    else:
+        tiles = [(64, 128, 64, 4), (128, 128, 64, 8), (128, 64, 64, 4)]
+        if hopper:
+            tiles.append((128, 256, 64, 8))
+        for bm, bn, bk, warps in tiles:
+            out += [_finish(cfg(bm, bn, bk, warps, st), K, group, 1) for st in stages]
+    unique = {tuple(sorted(c.items())): c for c in out}  # small N or K collapses splits
+    return list(unique.values())

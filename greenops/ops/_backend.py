@@ -209,6 +209,34 @@ def once_per_tensor(what: str, t: torch.Tensor, fn: Callable) -> torch.Tensor:
     return value
 
 
+# key -> the chosen config; see tuned
+_TUNED: dict = {}
+
+
+def tuned(key: tuple, candidates: list[dict], time_ms: Callable[[dict], float]) -> dict:
+    """The fastest of `candidates` for `key`, timed once per key and process: time_ms(cfg) runs
+    the kernel with cfg and returns ms (a candidate that does not fit the GPU raises Triton's
+    OutOfResources and is skipped). For kernels whose launch needs more than triton.autotune
+    can vary (int4's split-K workspace depends on the config's split), so the launcher owns it."""
+    hit = _TUNED.get(key)
+    if hit is not None:
+        return hit
+    from triton.runtime.errors import OutOfResources
+
+    best, best_ms = None, math.inf
+    for cfg in candidates:
+        try:
+            ms = time_ms(cfg)
+        except OutOfResources:
+            continue
+        if ms < best_ms:
+            best, best_ms = cfg, ms
+    if best is None:
+        raise RuntimeError(f"greenops: no candidate config fits this GPU for {key}")
+    _TUNED[key] = best
+    return best
+
+
 def cdiv(a: int, b: int) -> int:
     return -(-a // b)
 

@@ -168,21 +168,60 @@ def int4_weight_mm_triton(x, packed, scales, zeros, group_size, bias=None):
     M = x2.shape[0]
     if M == 0 or N == 0:
         return x.new_empty((*x.shape[:-1], N))
+    zeros = None if zeros is None else zeros.contiguous()
+    args = (x2, packed.contiguous(), scales.contiguous(), zeros, bias, group_size)
+    cfg = _triton_config(*args)
+    return _launch(*args, cfg).view(*x.shape[:-1], N)
+
+
+def _triton_config(x2, packed, scales, zeros, bias, group_size) -> dict:
+    """fixed_config, or on a GPU with autotuning on the fastest of candidate_configs for this
+    (GPU, M bucket, N, K, group, dtype, zeros), timed on first use (_backend.tuned)."""
     k = _kernels()
-    sms = torch.cuda.get_device_properties(x.device).multi_processor_count if x.is_cuda else 132
-    cfg = k.fixed_config(M, N, K, group_size, _backend.triton_interpreting(), sms)
+    M, K = x2.shape
+    N = packed.shape[0]
+    sms = torch.cuda.get_device_properties(x2.device).multi_processor_count if x2.is_cuda else 132
+    if not (_backend.triton_autotune() and x2.is_cuda):
+        return k.fixed_config(M, N, K, group_size, _backend.triton_interpreting(), sms)
+    import triton.testing
+
+    cap = torch.cuda.get_device_capability(x2.device)
+    bucket = 1 << max(M - 1, 0).bit_length()
+    key = (
+        "int4_weight_mm",
+        torch.cuda.get_device_name(x2.device),
+        bucket,
+        N,
+        K,
+        group_size,
+        x2.dtype,
+        zeros is None,
+    )
+    cands = k.candidate_configs(bucket, N, K, group_size, cap, sms)
+    args = (x2, packed, scales, zeros, bias, group_size)
+    return _backend.tuned(
+        key, cands, lambda cfg: triton.testing.do_bench(lambda: _launch(*args, cfg))
+    )
+
+
+def _launch(x2, packed, scales, zeros, bias, group_size, cfg) -> torch.Tensor:
+    """x2 [M, K] @ W.T (+ bias) with one config; out [M, N] in x's dtype. SPLIT_K > 1: fp32
+    partials [SPLIT_K, M, N], summed here (deterministic) with the bias."""
+    k = _kernels()
+    M, K = x2.shape
+    N = packed.shape[0]
     split = cfg["SPLIT_K"]
     out = torch.empty(
         (split, M, N) if split > 1 else (M, N),
-        dtype=torch.float32 if split > 1 else x.dtype,
-        device=x.device,
+        dtype=torch.float32 if split > 1 else x2.dtype,
+        device=x2.device,
     )
     grid = (_backend.cdiv(M, cfg["BLOCK_M"]) * _backend.cdiv(N, cfg["BLOCK_N"]), split)
     k.int4_weight_mm_kernel[grid](
         x2,
-        packed.contiguous(),
-        scales.contiguous(),
-        scales if zeros is None else zeros.contiguous(),
+        packed,
+        scales,
+        scales if zeros is None else zeros,
         out if bias is None else bias.contiguous(),
         out,
         M,
@@ -191,16 +230,16 @@ def int4_weight_mm_triton(x, packed, scales, zeros, group_size, bias=None):
         group_size,
         HAS_ZEROS=zeros is not None,
         HAS_BIAS=bias is not None and split == 1,
-        IEEE=x.dtype == torch.float32,
-        UPCAST=_backend.triton_interpreting() and x.dtype == torch.bfloat16,
+        IEEE=x2.dtype == torch.float32,
+        UPCAST=_backend.triton_interpreting() and x2.dtype == torch.bfloat16,
         **cfg,
     )
     if split > 1:
         out = out.sum(0)
         if bias is not None:
             out += bias.float()
-        out = out.to(x.dtype)
-    return out.view(*x.shape[:-1], N)
+        out = out.to(x2.dtype)
+    return out
 
 
 TRITON_IMPLS = {"int4_weight_mm": int4_weight_mm_triton}
