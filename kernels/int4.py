@@ -138,32 +138,38 @@ def fixed_config(M: int, N: int, K: int, group: int, interpreting: bool, sms: in
 def candidate_configs(
     M: int, N: int, K: int, group: int, capability: tuple[int, int], sms: int
 ) -> list[dict]:
-    """What the tuner times (greenops.ops._backend.tuned), per size class and architecture:
-    sm_90 (H100: 228 KB shared memory a block, 132 SMs) takes deeper pipelines and the largest
-    tiles; sm_80 (A100: 164 KB, 108 SMs) fewer stages. Decode (M <= 16): the weight stream is
-    everything, so tiles stay 16 rows and the K split fills the SMs 1, 2 or 4 programs deep.
+    """What the tuner times (greenops.ops._backend.tuned), per size class and architecture,
+    kept to about eight per class so that tuning a shape costs seconds, not minutes. Pipeline
+    depth by shared memory: sm_90 (H100: 228 KB a block) one stage deeper than sm_80 (A100:
+    164 KB), and the 128x256 tile on sm_90 only. Decode (M <= 16): the weight stream is
+    everything, so tiles stay 16 rows and the K split fills the SMs 2 or 4 programs deep.
     Candidates that do not fit are skipped at tuning time (Triton's OutOfResources)."""
     hopper = capability >= (9, 0)
-    stages = (3, 4, 5) if hopper else (3, 4)
 
-    def cfg(bm, bn, bk, warps, st):
-        return {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "num_warps": warps, "num_stages": st}
+    def cfg(bm, bn, bk, warps=4):
+        stages = (4 if bk > 64 else 5) if hopper else (3 if bk > 64 else 4)
+        return {
+            "BLOCK_M": bm,
+            "BLOCK_N": bn,
+            "BLOCK_K": bk,
+            "num_warps": warps,
+            "num_stages": stages,
+        }
 
     out = []
     if M <= 16:
         for bn, bk in ((32, 128), (64, 128), (64, 256), (128, 128)):
-            for per_sm in (1, 2, 4):
-                split = _fill_split(N, K, bn, bk, sms, per_sm)
-                out += [_finish(cfg(16, bn, bk, 4, st), K, group, split) for st in stages]
+            for per_sm in (2, 4):
+                out.append(
+                    _finish(cfg(16, bn, bk), K, group, _fill_split(N, K, bn, bk, sms, per_sm))
+                )
     elif M <= 64:
         for bm, bn, bk in ((32, 64, 128), (32, 128, 64), (64, 64, 128), (64, 128, 64)):
-            for split in (1, 2):
-                out += [_finish(cfg(bm, bn, bk, 4, st), K, group, split) for st in stages]
+            out += [_finish(cfg(bm, bn, bk), K, group, split) for split in (1, 2)]
     else:
-        tiles = [(64, 128, 64, 4), (128, 128, 64, 8), (128, 64, 64, 4)]
+        tiles = [(64, 128, 64, 4), (128, 64, 64, 4), (128, 128, 64, 8), (128, 128, 32, 4)]
         if hopper:
             tiles.append((128, 256, 64, 8))
-        for bm, bn, bk, warps in tiles:
-            out += [_finish(cfg(bm, bn, bk, warps, st), K, group, 1) for st in stages]
+        out = [_finish(cfg(*t), K, group, 1) for t in tiles]
     unique = {tuple(sorted(c.items())): c for c in out}  # small N or K collapses splits
     return list(unique.values())
