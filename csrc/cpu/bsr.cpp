@@ -214,15 +214,15 @@ at::Tensor bsr_mm_cpu(const at::Tensor& x, const at::Tensor& values, const at::T
     parallel_balanced(cr.data_ptr<int64_t>(), R, M * bn * bk, [&](int64_t r0, int64_t r1) { fwd(args, r0, r1); });
   } else {
     // M along the kernel's vector lanes: x transposed once ([K, Mp], zero-padded to a multiple
-    // of 16), the result produced transposed and turned back once.
+    // of 16); each block row's result is made transposed and turned back in the kernel.
     const int64_t mp = (M + 15) / 16 * 16;
     args.xt = pack_transposed(x2, mp);
-    float* outt = scratch(1, N * mp);
-    args.outt = outt;
+    out = at::empty({M, N}, x.options().dtype(at::kFloat));
+    args.out = out.data_ptr<float>();
+    args.transpose16 = transpose16();
     args.mp = mp;
     const auto fwd = avx512() ? kb::forward_avx512 : kb::forward_scalar;
     parallel_balanced(cr.data_ptr<int64_t>(), R, M * bn * bk, [&](int64_t r0, int64_t r1) { fwd(args, r0, r1); });
-    out = unpack_transposed(outt, N, mp, M, x2.options());
   }
   return out.to(x.scalar_type()).view(out_shape(x, N));
 }

@@ -11,8 +11,9 @@
 // dequantized into a per-thread buffer once and run on it in cache.
 //
 // The forward and dX kernels put M along the vector lanes: they read x / dy transposed ([K, Mp]
-// / [N, Mp], Mp = M rounded up to 16, padding zero) and write the result transposed, so that
-// the weight's blocks are used as stored (no per-call copy of the weight). For a few rows of x
+// / [N, Mp], Mp = M rounded up to 16, padding zero) and make the result transposed (the forward
+// one block row at a time, turned back into out while in cache; dX whole), so that the weight's
+// blocks are used as stored (no per-call copy of the weight). For a few rows of x
 // the forward instead runs dot products along K on x and out as they are (forward_dot).
 #pragma once
 #include <cstdint>
@@ -33,8 +34,10 @@ struct ForwardArgs {
   const int64_t* crow;
   const int64_t* col;
   const float* bias;  // [N] or null
-  float* out;  // [M, N] (forward_dot, forward_bn)
-  float* outt;  // [N, mp] row-major (forward)
+  float* out;  // [M, N]
+  // forward: each block row's result is made transposed ([bn, mp], in cache) and turned into
+  // out's columns right away by this 16 x 16 transpose (the ISA's transpose16).
+  void (*transpose16)(const float* src, int64_t lds, float* dst, int64_t ldd);
   int64_t mp;
   Dims d;
 };

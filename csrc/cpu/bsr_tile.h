@@ -146,17 +146,37 @@ inline const float* row_blocks(const ForwardArgs& a, int64_t R_, bool transposed
   return buf.data() - b0 * bs;
 }
 
-// Forward, M along the vector lanes: outT[R_*bn + i, m] for block rows [r_begin, r_end).
+// ot [bn, mp] (one block row's result, transposed) -> out[:, n0 : n0 + bn].
+inline void store_transposed(const ForwardArgs& a, const float* ot, int64_t n0) {
+  const Dims& d = a.d;
+  for (int64_t m0 = 0; m0 < d.M; m0 += 16) {
+    for (int64_t i0 = 0; i0 < d.bn; i0 += 16) {  // bn is a multiple of 16
+      if (m0 + 16 <= d.M) {
+        a.transpose16(ot + i0 * a.mp + m0, a.mp, a.out + m0 * d.N + n0 + i0, d.N);
+        continue;
+      }
+      for (int64_t m = m0; m < d.M; ++m)
+        for (int64_t i = i0; i < i0 + 16; ++i) a.out[m * d.N + n0 + i] = ot[i * a.mp + m];
+    }
+  }
+}
+
+// Forward, M along the vector lanes, for block rows [r_begin, r_end): each block row's outT
+// [bn, mp] in a per-thread buffer, then into out while in cache (a separate pass over the
+// whole outT [N, mp] afterwards cost ~0.5 ms at M = 256, N = 4096: a tenth of a 90%-sparse call).
 inline void forward_impl(const ForwardArgs& a, int64_t r_begin, int64_t r_end) {
   const Dims& d = a.d;
   thread_local std::vector<BlockRef> blocks;
+  thread_local std::vector<float> ot;
+  ot.resize(d.bn * a.mp);
   for (int64_t R_ = r_begin; R_ < r_end; ++R_) {
     const float* values = row_blocks(a, R_, false);
     blocks.clear();
     for (int64_t b = a.crow[R_]; b < a.crow[R_ + 1]; ++b)
       blocks.push_back({values + b * d.bn * d.bk, a.col[b] * d.bk});
-    columns_packed(blocks.data(), int64_t(blocks.size()), d.bn, d.bk, 1, a.xt, d.K, d.bk,
-                   a.outt + R_ * d.bn * a.mp, a.mp, a.bias ? a.bias + R_ * d.bn : nullptr, a.mp);
+    columns_packed(blocks.data(), int64_t(blocks.size()), d.bn, d.bk, 1, a.xt, d.K, d.bk, ot.data(),
+                   a.mp, a.bias ? a.bias + R_ * d.bn : nullptr, a.mp);
+    store_transposed(a, ot.data(), R_ * d.bn);
   }
 }
 
