@@ -46,17 +46,15 @@ void parallel_balanced(const int64_t* ptr, int64_t n, int64_t work_per_nnz, cons
   });
 }
 
-// Scratch for the per-call transposed copies (x / dy packed, out / dx transposed): kept per
-// thread and reused while large enough, so that each call does not fault in fresh pages (an
-// mmap'ed 4 MB buffer per call). slot 0: the packed input, 1: the transposed result.
-float* scratch(int slot, int64_t n) {
-  thread_local std::vector<float> bufs[2];
-  if (int64_t(bufs[slot].size()) < n) bufs[slot].resize(n);
-  return bufs[slot].data();
+// Scratch for the per-call packed copy of x / dy: kept per thread and reused while large
+// enough, so that each call does not fault in fresh pages (an mmap'ed 4 MB buffer per call).
+float* scratch(int64_t n) {
+  thread_local std::vector<float> buf;
+  if (int64_t(buf.size()) < n) buf.resize(n);
+  return buf.data();
 }
 
-using Transpose16 = void (*)(const float*, int64_t, float*, int64_t);
-Transpose16 transpose16() { return avx512() ? kb::transpose16_avx512 : kb::transpose16_scalar; }
+kb::Transpose16Fn transpose16() { return avx512() ? kb::transpose16_avx512 : kb::transpose16_scalar; }
 
 // a [M, L] fp32 -> a transposed, zero-padded to mp columns and packed in strips (bsr_kernels.h).
 // 16 x 16 tiles transposed in registers, threaded over L (a strided at::copy_ of the transposed
@@ -64,8 +62,8 @@ Transpose16 transpose16() { return avx512() ? kb::transpose16_avx512 : kb::trans
 const float* pack_transposed(const at::Tensor& a, int64_t mp) {
   const int64_t M = a.size(0), L = a.size(1);
   const float* src = a.data_ptr<float>();
-  float* dst = scratch(0, mp * L);
-  const Transpose16 tr = transpose16();
+  float* dst = scratch(mp * L);
+  const kb::Transpose16Fn tr = transpose16();
   at::parallel_for(0, (L + 15) / 16, 4, [&](int64_t lb0, int64_t lb1) {
     for (int64_t m0 = 0; m0 < mp;) {
       const int64_t w = kb::strip_width(mp - m0);
@@ -89,29 +87,6 @@ const float* pack_transposed(const at::Tensor& a, int64_t mp) {
     }
   });
   return dst;
-}
-
-// outT [N, mp] -> out [M, N] (the first M columns, transposed), 16 x 16 tiles, threaded.
-at::Tensor unpack_transposed(const float* src, int64_t N, int64_t mp, int64_t M,
-                             const at::TensorOptions& options) {
-  at::Tensor out = at::empty({M, N}, options.dtype(at::kFloat));
-  float* dst = out.data_ptr<float>();
-  const Transpose16 tr = transpose16();
-  at::parallel_for(0, (M + 15) / 16, 4, [&](int64_t mb0, int64_t mb1) {
-    for (int64_t mb = mb0; mb < mb1; ++mb) {
-      const int64_t m0 = mb * 16, m1 = std::min(M, m0 + 16);
-      for (int64_t n0 = 0; n0 < N; n0 += 16) {
-        const int64_t n1 = std::min(N, n0 + 16);
-        if (m1 - m0 == 16 && n1 - n0 == 16) {
-          tr(src + n0 * mp + m0, mp, dst + m0 * N + n0, N);
-          continue;
-        }
-        for (int64_t m = m0; m < m1; ++m)
-          for (int64_t n = n0; n < n1; ++n) dst[m * N + n] = src[n * mp + m];
-      }
-    }
-  });
-  return out;
 }
 
 void check_floats(const char* op, const at::Tensor& a, const char* an, const at::Tensor& b, const char* bn) {
@@ -265,11 +240,12 @@ at::Tensor bsr_mm_t_cpu(const at::Tensor& dy, const at::Tensor& values, const at
   const int64_t mp = (M + 15) / 16 * 16;
   const at::Tensor dyf = dy.to(at::kFloat).contiguous();
   const float* dyt = pack_transposed(dyf, mp);
-  float* dxt = scratch(1, K * mp);
-  const kb::BackwardXArgs args{dyt, v.data_ptr<float>(), tcp, blk, row, dxt, mp, {M, N, K, bn, bk}};
+  at::Tensor dx = at::empty({M, K}, dy.options().dtype(at::kFloat));
+  const kb::BackwardXArgs args{dyt, v.data_ptr<float>(), tcp, blk, row, dx.data_ptr<float>(), transpose16(), mp,
+                               {M, N, K, bn, bk}};
   const auto bwd = avx512() ? kb::backward_x_avx512 : kb::backward_x_scalar;
   parallel_balanced(tcp, C, M * bn * bk, [&](int64_t c0, int64_t c1) { bwd(args, c0, c1); });
-  return unpack_transposed(dxt, K, mp, M, dy.options()).to(dy.scalar_type());
+  return dx.to(dy.scalar_type());
 }
 
 at::Tensor bsr_sddmm_cpu(const at::Tensor& dy, const at::Tensor& x, const at::Tensor& crow,

@@ -12,7 +12,7 @@
 //
 // The forward and dX kernels put M along the vector lanes: they read x / dy transposed ([K, Mp]
 // / [N, Mp], Mp = M rounded up to 16, padding zero) and make the result transposed (the forward
-// one block row at a time, turned back into out while in cache; dX whole), so that the weight's
+// one block row, dX one column block at a time, turned back while in cache), so that the weight's
 // blocks are used as stored (no per-call copy of the weight). For a few rows of x
 // the forward instead runs dot products along K on x and out as they are (forward_dot).
 #pragma once
@@ -20,6 +20,9 @@
 #include <vector>
 
 namespace greenops::cpu::bsr {
+
+// dst[i * ldd + j] = src[j * lds + i] for a 16 x 16 tile: the ISA's transpose16 (below).
+using Transpose16Fn = void (*)(const float* src, int64_t lds, float* dst, int64_t ldd);
 
 struct Dims {
   int64_t M, N, K, bn, bk;
@@ -36,8 +39,8 @@ struct ForwardArgs {
   const float* bias;  // [N] or null
   float* out;  // [M, N]
   // forward: each block row's result is made transposed ([bn, mp], in cache) and turned into
-  // out's columns right away by this 16 x 16 transpose (the ISA's transpose16).
-  void (*transpose16)(const float* src, int64_t lds, float* dst, int64_t ldd);
+  // out's columns right away by this 16 x 16 transpose.
+  Transpose16Fn transpose16;
   int64_t mp;
   Dims d;
 };
@@ -48,7 +51,8 @@ struct BackwardXArgs {
   const int64_t* t_crow;
   const int64_t* t_block;
   const int64_t* t_row;
-  float* dxt;  // [K, mp]
+  float* dx;  // [M, K]: each column block's result made transposed, then turned by transpose16
+  Transpose16Fn transpose16;
   int64_t mp;
   Dims d;
 };

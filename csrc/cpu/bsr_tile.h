@@ -146,17 +146,17 @@ inline const float* row_blocks(const ForwardArgs& a, int64_t R_, bool transposed
   return buf.data() - b0 * bs;
 }
 
-// ot [bn, mp] (one block row's result, transposed) -> out[:, n0 : n0 + bn].
-inline void store_transposed(const ForwardArgs& a, const float* ot, int64_t n0) {
-  const Dims& d = a.d;
-  for (int64_t m0 = 0; m0 < d.M; m0 += 16) {
-    for (int64_t i0 = 0; i0 < d.bn; i0 += 16) {  // bn is a multiple of 16
-      if (m0 + 16 <= d.M) {
-        a.transpose16(ot + i0 * a.mp + m0, a.mp, a.out + m0 * d.N + n0 + i0, d.N);
+// ot [rows, mp] (a result made transposed, rows a multiple of 16) -> dst[m * ldd + i], m < M.
+inline void store_transposed(const float* ot, int64_t rows, int64_t mp, int64_t M, float* dst,
+                             int64_t ldd, Transpose16Fn tr) {
+  for (int64_t m0 = 0; m0 < M; m0 += 16) {
+    for (int64_t i0 = 0; i0 < rows; i0 += 16) {
+      if (m0 + 16 <= M) {
+        tr(ot + i0 * mp + m0, mp, dst + m0 * ldd + i0, ldd);
         continue;
       }
-      for (int64_t m = m0; m < d.M; ++m)
-        for (int64_t i = i0; i < i0 + 16; ++i) a.out[m * d.N + n0 + i] = ot[i * a.mp + m];
+      for (int64_t m = m0; m < M; ++m)
+        for (int64_t i = i0; i < i0 + 16; ++i) dst[m * ldd + i] = ot[i * mp + m];
     }
   }
 }
@@ -176,7 +176,7 @@ inline void forward_impl(const ForwardArgs& a, int64_t r_begin, int64_t r_end) {
       blocks.push_back({values + b * d.bn * d.bk, a.col[b] * d.bk});
     columns_packed(blocks.data(), int64_t(blocks.size()), d.bn, d.bk, 1, a.xt, d.K, d.bk, ot.data(),
                    a.mp, a.bias ? a.bias + R_ * d.bn : nullptr, a.mp);
-    store_transposed(a, ot.data(), R_ * d.bn);
+    store_transposed(ot.data(), d.bn, a.mp, d.M, a.out + R_ * d.bn, d.N, a.transpose16);
   }
 }
 
@@ -206,16 +206,20 @@ inline void forward_bn_impl(const ForwardArgs& a, int64_t r_begin, int64_t r_end
   }
 }
 
-// dX, M along the lanes: dxT[c*bk + k, m] for column blocks [c_begin, c_end).
+// dX, M along the lanes, for column blocks [c_begin, c_end): each one's dxT [bk, mp] in a
+// per-thread buffer, then into dx[:, c*bk : (c+1)*bk] while in cache.
 inline void backward_x_impl(const BackwardXArgs& a, int64_t c_begin, int64_t c_end) {
   const Dims& d = a.d;
   thread_local std::vector<BlockRef> blocks;
+  thread_local std::vector<float> ot;
+  ot.resize(d.bk * a.mp);
   for (int64_t c = c_begin; c < c_end; ++c) {
     blocks.clear();
     for (int64_t j = a.t_crow[c]; j < a.t_crow[c + 1]; ++j)
       blocks.push_back({a.values + a.t_block[j] * d.bn * d.bk, a.t_row[j] * d.bn});
-    columns_packed(blocks.data(), int64_t(blocks.size()), d.bk, 1, d.bk, a.dyt, d.N, d.bn,
-                   a.dxt + c * d.bk * a.mp, a.mp, nullptr, a.mp);
+    columns_packed(blocks.data(), int64_t(blocks.size()), d.bk, 1, d.bk, a.dyt, d.N, d.bn, ot.data(),
+                   a.mp, nullptr, a.mp);
+    store_transposed(ot.data(), d.bk, a.mp, d.M, a.dx + c * d.bk, d.K, a.transpose16);
   }
 }
 
