@@ -7,8 +7,12 @@ Values are addressed with 32-bit block offsets (nnz * bn * bk < 2**31 elements).
 
 Work split: one program per (m-block, block row) / (m-block, block column) / block; a row with
 many blocks is one program's loop. Rows (columns) are launched longest first (`order`: block
-rows by decreasing block count, made per call from crow), so the long loops start in the first
-wave and the short ones fill in behind them (longest-processing-time-first scheduling).
+rows by decreasing block count, made once per pattern from crow), so the long loops start in
+the first wave and the short ones fill in behind them (longest-processing-time-first).
+
+Configs (rows of x per program, warps, pipeline depth) per block size: `fixed_config`, or on a
+GPU the fastest of `candidate_configs`, timed once per (GPU, op, M bucket, block, dtype, N, K,
+nnz) by the launchers (greenops/ops/bsr.py).
 """
 
 import triton
@@ -162,6 +166,27 @@ def bsr_sddmm_kernel(
     tl.store(out, acc.to(dv_ptr.dtype.element_ty))
 
 
-def block_m(M: int, interpreting: bool) -> int:
-    """Rows per program: small under the interpreter (CPU tests); 64 on a GPU (untuned)."""
-    return 16 if interpreting else 64
+def fixed_config(bn: int, bk: int, interpreting: bool) -> dict:
+    """The launch config without tuning (CPU tests; GPU with autotuning off), by block size:
+    16 rows of x per program under the interpreter (numpy's work), 64 on a GPU; 128-wide blocks
+    take 8 warps and a shallower pipeline (their tiles are 4x the shared memory of 64-wide)."""
+    if interpreting:
+        return {"BLOCK_M": 16}
+    big = max(bn, bk) >= 128
+    return {"BLOCK_M": 64, "num_warps": 8 if big else 4, "num_stages": 2 if big else 3}
+
+
+def candidate_configs(M: int, bn: int, bk: int, capability: tuple[int, int]) -> list[dict]:
+    """What the tuner times (greenops.ops._backend.tuned) for one block size: rows of x per
+    program 16 to 128 (none beyond M's power-of-two bucket but the smallest), 4 or 8 warps (8
+    for blocks of 64 and up), pipeline depth 2-3 (sm_80) or 2-4 (sm_90: 228 KB of shared memory
+    a block against 164). Candidates that do not fit are skipped at tuning time."""
+    depths = (2, 3, 4) if capability >= (9, 0) else (2, 3)
+    warps = (4, 8) if max(bn, bk) >= 64 else (4,)
+    rows = [bm for bm in (16, 32, 64, 128) if bm <= max(M, 16)]
+    return [
+        {"BLOCK_M": bm, "num_warps": w, "num_stages": st}
+        for bm in rows
+        for w in warps
+        for st in depths
+    ]

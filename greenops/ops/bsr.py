@@ -196,6 +196,21 @@ def longest_first(ptr: torch.Tensor) -> torch.Tensor:
     )
 
 
+def _run(op: str, device, M: int, bn: int, bk: int, dtype, shape: tuple, launch) -> None:
+    """launch(cfg) with fixed_config, or on a GPU with autotuning on the fastest of
+    candidate_configs for this (GPU, op, M bucket, block, dtype, shape), timed on first use."""
+    k = _kernels()
+    if not (_backend.triton_autotune() and device.type == "cuda"):
+        return launch(k.fixed_config(bn, bk, _backend.triton_interpreting()))
+    import triton.testing
+
+    bucket = 1 << max(M - 1, 0).bit_length()
+    key = (op, torch.cuda.get_device_name(device), bucket, bn, bk, dtype, *shape)
+    cands = k.candidate_configs(bucket, bn, bk, torch.cuda.get_device_capability(device))
+    cfg = _backend.tuned(key, cands, lambda c: triton.testing.do_bench(lambda: launch(c)))
+    return launch(cfg)
+
+
 def bsr_mm_triton(x, values, crow, col, bias=None, t_crow=None, t_blocks=None, scales=None):
     N = _check_mm(x, values, crow, col, bias, scales)
     nnz, bn, bk = values.shape
@@ -204,9 +219,7 @@ def bsr_mm_triton(x, values, crow, col, bias=None, t_crow=None, t_blocks=None, s
     M = x2.shape[0]
     out = torch.empty(M, N, dtype=x.dtype, device=x.device)
     if M and N:
-        k = _kernels()
-        bm = k.block_m(M, _backend.triton_interpreting())
-        k.bsr_mm_kernel[(_backend.cdiv(M, bm), N // bn)](
+        args = (
             x2,
             values.contiguous(),
             crow.contiguous(),
@@ -218,13 +231,15 @@ def bsr_mm_triton(x, values, crow, col, bias=None, t_crow=None, t_blocks=None, s
             M,
             N,
             K,
-            HAS_BIAS=bias is not None,
-            HAS_SCALES=scales is not None,
-            BN=bn,
-            BK=bk,
-            BLOCK_M=bm,
-            **_flags(x.dtype),
         )
+        flags = dict(HAS_BIAS=bias is not None, HAS_SCALES=scales is not None, BN=bn, BK=bk)
+        flags.update(_flags(x.dtype))
+
+        def launch(cfg):
+            grid = (_backend.cdiv(M, cfg["BLOCK_M"]), N // bn)
+            _kernels().bsr_mm_kernel[grid](*args, **flags, **cfg)
+
+        _run("bsr_mm", x.device, M, bn, bk, x.dtype, (N, K, nnz, scales is None), launch)
     return out.view(*x.shape[:-1], N)
 
 
@@ -235,9 +250,7 @@ def bsr_mm_t_triton(dy, values, t_crow, t_blocks):
     C = t_crow.numel() - 1
     dx = torch.empty(M, C * bk, dtype=dy.dtype, device=dy.device)
     if M and C:
-        k = _kernels()
-        bm = k.block_m(M, _backend.triton_interpreting())
-        k.bsr_mm_t_kernel[(_backend.cdiv(M, bm), C)](
+        args = (
             dy.contiguous(),
             values.contiguous(),
             t_crow.contiguous(),
@@ -248,11 +261,13 @@ def bsr_mm_t_triton(dy, values, t_crow, t_blocks):
             N,
             C * bk,
             nnz,
-            BN=bn,
-            BK=bk,
-            BLOCK_M=bm,
-            **_flags(dy.dtype),
         )
+
+        def launch(cfg):
+            grid = (_backend.cdiv(M, cfg["BLOCK_M"]), C)
+            _kernels().bsr_mm_t_kernel[grid](*args, BN=bn, BK=bk, **_flags(dy.dtype), **cfg)
+
+        _run("bsr_mm_t", dy.device, M, bn, bk, dy.dtype, (N, C * bk, nnz), launch)
     return dx
 
 
@@ -262,9 +277,7 @@ def bsr_sddmm_triton(dy, x, crow, col, bn, bk):
     M, N = dy.shape
     dv = torch.empty(nnz, bn, bk, dtype=x.dtype, device=x.device)
     if nnz:
-        k = _kernels()
-        bm = k.block_m(M, _backend.triton_interpreting())
-        k.bsr_sddmm_kernel[(nnz,)](
+        args = (
             dy.contiguous(),
             x.contiguous(),
             block_rows(crow, nnz).contiguous(),
@@ -273,11 +286,12 @@ def bsr_sddmm_triton(dy, x, crow, col, bn, bk):
             M,
             N,
             x.shape[1],
-            BN=bn,
-            BK=bk,
-            BLOCK_M=bm,
-            **_flags(x.dtype),
         )
+
+        def launch(cfg):
+            _kernels().bsr_sddmm_kernel[(nnz,)](*args, BN=bn, BK=bk, **_flags(x.dtype), **cfg)
+
+        _run("bsr_sddmm", x.device, M, bn, bk, x.dtype, (N, x.shape[1], nnz), launch)
     return dv
 
 

@@ -316,3 +316,33 @@ def test_opcheck_and_compile_cpu():
 def test_triton_launch_order_is_longest_row_first():
     crow = torch.tensor([0, 1, 1, 4, 6, 7])  # lengths 1, 0, 3, 2, 1
     assert B.longest_first(crow).tolist() == [2, 3, 0, 4, 1]
+
+
+@pytest.mark.parametrize("block", [(16, 16), (32, 32), (64, 64), (128, 128), (16, 64)], ids=str)
+@pytest.mark.parametrize("capability", [(8, 0), (9, 0)], ids=["sm80", "sm90"])
+def test_every_triton_candidate_config_is_correct(block, capability, monkeypatch):
+    """Each config candidate_configs offers the GPU tuner, run through the three launchers (as
+    fixed_config, under the interpreter on CPU) against the fp64 references."""
+    from greenops.kernels import bsr as k
+
+    bn, bk = block
+    M = 40
+    sw, w = dense_mask_weight(3 * bn, 2 * bk, block, 0.5, seed=3)
+    x = torch.randn(M, 2 * bk, dtype=torch.float64).float()
+    dy = torch.randn(M, 3 * bn, dtype=torch.float64).float()
+    cands = k.candidate_configs(64, bn, bk, capability)
+    assert all(c["BLOCK_M"] <= 64 for c in cands) and len({c["BLOCK_M"] for c in cands}) == 3
+    dev = {"device": DEVICE}
+    v, crow, col = (t.to(**dev) for t in (sw.values, sw.crow_indices, sw.col_indices))
+    t_crow, t_blocks = (t.to(**dev) for t in sw.transpose)
+    dw = (dy.double().T @ x.double()).view(3, bn, 2, bk).transpose(1, 2)
+    rows = torch.repeat_interleave(torch.arange(3), sw.crow_indices.diff())
+    for bm in sorted({c["BLOCK_M"] for c in cands}):  # warps, depth: nothing under the interpreter
+        cfg = next(c for c in cands if c["BLOCK_M"] == bm)
+        monkeypatch.setattr(k, "fixed_config", lambda *a, cfg=cfg: cfg)
+        out = B.bsr_mm_triton(x.to(**dev), v, crow, col)
+        assert_close_to_ref(out.cpu(), x.double() @ w.double().T)
+        dx = B.bsr_mm_t_triton(dy.to(**dev), v, t_crow, t_blocks)
+        assert_close_to_ref(dx.cpu(), dy.double() @ w.double())
+        dv = B.bsr_sddmm_triton(dy.to(**dev), x.to(**dev), crow, col, bn, bk)
+        assert_close_to_ref(dv.cpu(), dw[rows, sw.col_indices])
