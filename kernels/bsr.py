@@ -178,12 +178,12 @@ def fixed_config(bn: int, bk: int, interpreting: bool) -> dict:
 
 def candidate_configs(M: int, bn: int, bk: int, capability: tuple[int, int]) -> list[dict]:
     """What the tuner times (greenops.ops._backend.tuned) for one block size: rows of x per
-    program 16 to 128 (none beyond M's power-of-two bucket but the smallest), 4 or 8 warps (8
-    for blocks of 64 and up), pipeline depth 2-3 (sm_80) or 2-4 (sm_90: 228 KB of shared memory
+    program: the three largest of 16..128 not beyond M's power-of-two bucket; 4 or 8 warps (8
+    for blocks of 64 and up); pipeline depth 2-3 on sm_80, 3-4 on sm_90 (228 KB of shared memory
     a block against 164). Candidates that do not fit are skipped at tuning time."""
-    depths = (2, 3, 4) if capability >= (9, 0) else (2, 3)
+    depths = (3, 4) if capability >= (9, 0) else (2, 3)
     warps = (4, 8) if max(bn, bk) >= 64 else (4,)
-    rows = [bm for bm in (16, 32, 64, 128) if bm <= max(M, 16)]
+    rows = [bm for bm in (16, 32, 64, 128) if bm <= max(M, 16)][-3:]  # at most 12 in all
     return [
         {"BLOCK_M": bm, "num_warps": w, "num_stages": st}
         for bm in rows
