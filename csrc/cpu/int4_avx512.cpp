@@ -189,12 +189,14 @@ bool to_fixed(const float* x, int64_t K, int64_t group, int8_t* bytes, float* si
 // The fixed-point gemv (int4_kernels.h, to_fixed): per 64-byte chunk of a weight row, the low
 // and high nibbles are masked out as bytes (no widening, no table) and vpdpbusd multiplies them
 // by the P digit vectors of x, four products per lane per instruction, exactly in int32. The
-// digits are joined on the way (A = sum_p a_p * 256^(P-1-p), at most 8 * 15 * 127 * 2^16 + ... < 2^31) and
-// the chunk's int sums scaled into a float accumulator by sigma (per 32 elements) times the
+// digits are joined on the way (A = sum_p a_p * 256^(P-1-p): a lane's 8 products of the top
+// digit give at most 8 * 15 * 127 * 2^16 ~ 1.0e9, the rest ~4e6: < 2^31) and the chunk's int
+// sums are scaled into a float accumulator by sigma (per 32 elements) times the
 // weight scale of each lane's group. SPG: weight groups per chunk (1: group >= 128 or a single
 // group; 2: group 64; 4: group 32). MB rows of x share each unpacked chunk.
-// Rows m0 .. m0 + MB - 1 of x times weight row n over chunks [c0, c1): the first slice (c0 ==
-// 0) writes out with the bias and zero-point terms, later ones add to it.
+//
+// fixed_rows: rows m0 .. m0 + MB - 1 of x times weight row n over chunks [c0, c1); the first
+// slice (c0 == 0) writes out with the bias and zero-point terms, later ones add to it.
 template <int P, int SPG, int MB>
 void fixed_rows(const FixedArgs& a, int64_t m0, int64_t n, int64_t c0, int64_t c1) {
   const int64_t K = a.K, G = K / a.group, chunks = fixed_chunks(K), full = K / kFixedChunk;
