@@ -47,3 +47,14 @@ def cpu_isas() -> list[str]:
         return []
     best = greenops._ext.load().cpu_isa_detected()
     return order[: order.index(best) + 1]
+
+
+def run_candidate(fn, *args):
+    """fn(*args) for a Triton config under test, or None when the config does not fit this GPU
+    (Triton's OutOfResources: the tuner skips such candidates too)."""
+    from triton.runtime.errors import OutOfResources
+
+    try:
+        return fn(*args)
+    except OutOfResources:
+        return None
