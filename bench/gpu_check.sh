@@ -6,7 +6,7 @@
 # the baselines (triton.testing.do_bench medians) with the ceilings (device copy, bf16 cuBLAS
 # at 8192^3) and energy per op (NVML's counter, read-only) measured in the same run, writes
 # build.log, pytest.txt, results.json, results.md and speedup.png into OUT_DIR, and prints
-# the table last. --quick: small shapes, short timings (< 3 min). --dry: check the
+# the table last. --quick: small shapes, short timings, fixed Triton configs (< 3 min). --dry: check the
 # environment and print the plan, build and run nothing.
 # It never changes the GPU's settings: GREENOPS_POWER_DRY_RUN=1 is set for everything.
 set -uo pipefail
@@ -51,7 +51,8 @@ if command -v nvcc >/dev/null; then nvcc --version | tail -n 1; else echo "nvcc:
 SHAPES=llm
 OPS=int8,int4,bsr
 BENCH_FLAGS=()
-if [ "$QUICK" = 1 ]; then SHAPES=small; BENCH_FLAGS=(--quick --no-energy); fi
+# --quick: fixed Triton configs, no tuning (each new shape would time up to a dozen candidates)
+if [ "$QUICK" = 1 ]; then SHAPES=small; BENCH_FLAGS=(--quick --no-energy); export GREENOPS_TRITON_AUTOTUNE=0; fi
 cat <<PLAN
 plan:
   1. build   $PY -m pip install --no-build-isolation --no-deps -e .   (MAX_JOBS=$MAX_JOBS, archs $TORCH_CUDA_ARCH_LIST) > $OUT/build.log

@@ -90,3 +90,15 @@ def test_missing_extension_makes_ops_raise(fresh_loader):
 
     with pytest.raises(greenops.ExtensionError, match="could not be loaded.*rebuild"):
         greenops.quantize_int8(torch.randn(2, 4))
+
+
+def test_triton_autotune_env_switch():
+    import os
+    import subprocess
+    import sys
+
+    code = "from greenops.ops import _backend; print(_backend._autotune)"
+    for value, want in (("0", "False"), ("1", "True")):
+        env = {**os.environ, "GREENOPS_TRITON_AUTOTUNE": value}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        assert out.stdout.strip() == want, out.stderr

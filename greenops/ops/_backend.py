@@ -69,13 +69,15 @@ def triton_interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
-_autotune = True
+# GREENOPS_TRITON_AUTOTUNE=0 starts with it off (gpu_check.sh --quick).
+_autotune = os.environ.get("GREENOPS_TRITON_AUTOTUNE", "1") != "0"
 
 
 def set_triton_autotune(enabled: bool) -> None:
-    """Autotuning picks the best Triton config per (M bucket, N, K) on GPU (the default). Off,
-    each kernel uses one fixed config per size class (kernels/*.py `fixed_config`): the GPU test
-    suite turns it off so that dozens of shapes compile a handful of kernels, not hundreds."""
+    """Autotuning picks the best Triton config per (M bucket, N, K, ...) on GPU (the default;
+    each new shape is timed over a dozen candidates or fewer on first use). Off, each kernel
+    uses one fixed config per size class (kernels/*.py `fixed_config`): the GPU test suite
+    turns it off so that dozens of shapes compile a handful of kernels, not hundreds."""
     global _autotune
     _autotune = bool(enabled)
 
