@@ -49,11 +49,14 @@ int64_t gemv_max_rows(at::ScalarType t) { return t == at::kBFloat16 ? 8 : k4::kG
 const float* ptr_or_null(const at::Tensor& t) { return t.defined() ? t.data_ptr<float>() : nullptr; }
 
 #if defined(__x86_64__)
-// x [M, K] @ W.T by the fixed-point gemv, in x's dtype; nullopt when x has a value it cannot
-// hold (not finite, extreme range), for the float kernels to take.
+// x [M, K] @ W.T by the fixed-point gemv (AVX-512 VNNI or AVX2), in x's dtype; nullopt when x
+// has a value it cannot hold (not finite, extreme range), for the float kernels to take.
 std::optional<at::Tensor> fixed_gemv(const at::Tensor& x2, const at::Tensor& p, const at::Tensor& s,
                                      const at::Tensor& z, int64_t group, const std::optional<at::Tensor>& bias,
                                      int64_t N) {
+  const bool vnni = cpu::active_isa() == cpu::Isa::Avx512Vnni;
+  const auto to_fixed = vnni ? k4::to_fixed_avx512 : k4::to_fixed_scalar;
+  const auto gemv = vnni ? k4::gemv_fixed_avx512 : k4::gemv_fixed_avx2;
   const int64_t M = x2.size(0), K = x2.size(1), G = K / group, chunks = k4::fixed_chunks(K);
   const int P = x2.scalar_type() == at::kFloat ? 3 : 2;  // digits to hold the dtype's mantissa
   const at::Tensor xf = x2.to(at::kFloat).contiguous();
@@ -61,7 +64,7 @@ std::optional<at::Tensor> fixed_gemv(const at::Tensor& x2, const at::Tensor& p, 
   at::Tensor sigma = at::empty({M, chunks * 16}, xf.options());
   at::Tensor gsum = at::empty({M, G}, xf.options());
   for (int64_t m = 0; m < M; ++m) {
-    if (!k4::to_fixed_avx512(xf.data_ptr<float>() + m * K, K, group, P, bytes.data_ptr<int8_t>() + m * bytes.size(1),
+    if (!to_fixed(xf.data_ptr<float>() + m * K, K, group, P, bytes.data_ptr<int8_t>() + m * bytes.size(1),
                       sigma.data_ptr<float>() + m * chunks * 16, gsum.data_ptr<float>() + m * G)) {
       return std::nullopt;
     }
@@ -71,7 +74,7 @@ std::optional<at::Tensor> fixed_gemv(const at::Tensor& x2, const at::Tensor& p, 
   const k4::FixedArgs args{bytes.data_ptr<int8_t>(), sigma.data_ptr<float>(), gsum.data_ptr<float>(),
                            p.data_ptr<uint8_t>(), s.data_ptr<float>(), ptr_or_null(z), ptr_or_null(b),
                            out.data_ptr<float>(), M, N, K, group, P};
-  parallel_over_n(N, M * K, [&](int64_t b0, int64_t e0) { k4::gemv_fixed_avx512(args, b0, e0); });
+  parallel_over_n(N, M * K, [&](int64_t b0, int64_t e0) { gemv(args, b0, e0); });
   return out.to(x2.scalar_type());
 }
 #endif
@@ -139,7 +142,7 @@ at::Tensor int4_weight_mm_cpu(const at::Tensor& x, const at::Tensor& packed, con
   const at::Tensor p = packed.contiguous(), s = scales.contiguous();
   const at::Tensor z = zeros.has_value() ? zeros->contiguous() : at::Tensor();
 #if defined(__x86_64__)
-  if (M <= k4::kGemvMaxRows && cpu::active_isa() == cpu::Isa::Avx512Vnni) {
+  if (M <= k4::kGemvMaxRows && cpu::active_isa() != cpu::Isa::Scalar) {
     if (auto out = fixed_gemv(x2, p, s, z, group_size, bias, N)) return out->view(out_shape(x, N));
   }
 #endif

@@ -6,6 +6,9 @@
 #pragma GCC target("avx2,fma,f16c")
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cstring>
+
 #include "int4_kernels.h"
 
 namespace greenops::cpu::int4 {
@@ -81,7 +84,88 @@ void rows_block(const GemvArgs& p, int64_t m0, int64_t n_begin, int64_t n_end) {
   for (int64_t n = n_begin; n < n_end; ++n) rows_times_weight_row<MB>(p, m0, n);
 }
 
+// The fixed-point gemv (int4_kernels.h; int4_avx512.cpp explains the scheme) on 8-lane
+// registers, each 128-element chunk as two halves of 32 bytes. Without vpdpbusd: vpmaddubsw
+// multiplies the nibbles (u8) by x's digits (s8) into pairs of s16 (at most 2 * 15 * 128 = 3840:
+// no saturation), the low and high nibbles' pairs are added (7680) and vpmaddwd with ones widens
+// them to int32 lanes of 8 products each, joined over the digits Horner style as there.
+template <int P, int SPG, int MB>
+void fixed_rows(const FixedArgs& a, int64_t m0, int64_t n, int64_t c0, int64_t c1) {
+  const int64_t K = a.K, G = K / a.group, chunks = fixed_chunks(K), row_bytes = K / 2;
+  const uint8_t* wr = a.w + n * row_bytes;
+  const float* sr = a.scales + n * G;
+  const __m256i low4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
+  const int group_shift = G == 1 ? 62 : a.group == 128 ? 7 : 8;  // SPG == 1, as in AVX-512
+  auto scale = [&](int64_t g) { return g < G ? sr[g] : 0.f; };  // past K: lanes of zeros
+  __m256 acc[MB];
+  for (int r = 0; r < MB; ++r) acc[r] = _mm256_setzero_ps();
+  for (int64_t c = c0; c < c1; ++c) {
+    _mm_prefetch(reinterpret_cast<const char*>(wr + row_bytes + c * 64), _MM_HINT_T0);  // next row
+    for (int h = 0; h < 2; ++h) {
+      const int64_t off = c * 64 + 32 * h;
+      if (off >= row_bytes) break;
+      __m256i v;
+      if (off + 32 <= row_bytes) {
+        v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + off));
+      } else {  // the row's last bytes; the digits past K are zero
+        alignas(32) uint8_t tail[32] = {};
+        std::memcpy(tail, wr + off, row_bytes - off);
+        v = _mm256_load_si256(reinterpret_cast<const __m256i*>(tail));
+      }
+      const __m256i lo = _mm256_and_si256(v, low4);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+      __m256 ws;  // weight scale per lane (lane i: elements 8i .. 8i + 7 of the half)
+      if constexpr (SPG == 1) {
+        ws = _mm256_set1_ps(sr[(c * kFixedChunk) >> group_shift]);
+      } else if constexpr (SPG == 2) {
+        ws = _mm256_set1_ps(scale(2 * c + h));
+      } else {
+        const float s0 = scale(4 * c + 2 * h), s1 = scale(4 * c + 2 * h + 1);
+        ws = _mm256_setr_ps(s0, s0, s0, s0, s1, s1, s1, s1);
+      }
+      for (int r = 0; r < MB; ++r) {
+        const int8_t* xc = a.x + ((m0 + r) * chunks + c) * P * kFixedChunk + 32 * h;
+        __m256i sum = _mm256_setzero_si256();
+        for (int p = 0; p < P; ++p) {
+          const __m256i xe = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xc + p * kFixedChunk));
+          const __m256i xo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xc + p * kFixedChunk + 64));
+          const __m256i t = _mm256_add_epi16(_mm256_maddubs_epi16(lo, xe), _mm256_maddubs_epi16(hi, xo));
+          const __m256i d = _mm256_madd_epi16(t, ones);
+          sum = p ? _mm256_add_epi32(_mm256_slli_epi32(sum, 8), d) : d;
+        }
+        const __m256 f = _mm256_mul_ps(_mm256_loadu_ps(a.sigma + ((m0 + r) * chunks + c) * 16 + 8 * h), ws);
+        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), f, acc[r]);
+      }
+    }
+  }
+  for (int r = 0; r < MB; ++r) {
+    float* out = a.out + (m0 + r) * a.N + n;
+    const float part = hsum(acc[r]);
+    if (c0 > 0) {
+      *out += part;
+      continue;
+    }
+    const float* gs = a.gsum + (m0 + r) * G;
+    float zt = 0.f;  // zero points: sum_g s * z * gsum[g]
+    for (int64_t g = 0; g < G; ++g) zt += sr[g] * (a.zeros ? a.zeros[n * G + g] : 8.f) * gs[g];
+    *out = part - zt + (a.bias ? a.bias[n] : 0.f);
+  }
+}
+
+template <int P, int SPG, int MB>
+struct FixedRows {
+  static void run(const FixedArgs& a, int64_t m0, int64_t n, int64_t c0, int64_t c1) {
+    fixed_rows<P, SPG, MB>(a, m0, n, c0, c1);
+  }
+};
+
+#include "int4_fixed.h"
+
 }  // namespace
+
+void gemv_fixed_avx2(const FixedArgs& a, int64_t n_begin, int64_t n_end) {
+  fixed_gemv<FixedRows>(a, n_begin, n_end);
+}
 
 void gemv_avx2(const GemvArgs& p, int64_t n_begin, int64_t n_end) {
   int64_t m0 = 0;

@@ -261,37 +261,13 @@ void fixed_rows(const FixedArgs& a, int64_t m0, int64_t n, int64_t c0, int64_t c
 }
 
 template <int P, int SPG, int MB>
-void fixed_block_rows(const FixedArgs& a, int64_t m0, int64_t n0, int64_t n1, int64_t c0, int64_t c1) {
-  for (int64_t n = n0; n < n1; ++n) fixed_rows<P, SPG, MB>(a, m0, n, c0, c1);
-}
-
-template <int P, int SPG>
-void fixed_gemv(const FixedArgs& a, int64_t n_begin, int64_t n_end) {
-  // x's digits and scales (P * 128 + 64 bytes a chunk) are re-read for every weight row and must
-  // stay in L1 beside the weight stream: K is cut into slices whose x (one block of rows) takes ~24 KiB
-  // (P = 3 at K = 14336 ran at 12 GB/s unsliced, 19 sliced), and blocks of x rows go innermost
-  // over a tile of weight rows that stays in L2 (~256 KiB), so the weight comes from memory once.
-  const int64_t chunks = fixed_chunks(a.K);
-  const int64_t slice = std::max<int64_t>(1, (24 << 10) / (std::min<int64_t>(a.M, 2) * (P * kFixedChunk + 64)));
-  const int64_t tile = std::max<int64_t>(1, (256 << 10) / std::max<int64_t>(1, a.K / 2));
-  for (int64_t n0 = n_begin; n0 < n_end; n0 += tile) {
-    const int64_t n1 = std::min(n_end, n0 + tile);
-    for (int64_t c0 = 0; c0 < chunks; c0 += slice) {
-      const int64_t c1 = std::min(chunks, c0 + slice);
-      int64_t m0 = 0;
-      for (; m0 + 2 <= a.M; m0 += 2) fixed_block_rows<P, SPG, 2>(a, m0, n0, n1, c0, c1);
-      if (m0 < a.M) fixed_block_rows<P, SPG, 1>(a, m0, n0, n1, c0, c1);
-    }
+struct FixedRows {
+  static void run(const FixedArgs& a, int64_t m0, int64_t n, int64_t c0, int64_t c1) {
+    fixed_rows<P, SPG, MB>(a, m0, n, c0, c1);
   }
-}
+};
 
-template <int P>
-void fixed_gemv_p(const FixedArgs& a, int64_t n_begin, int64_t n_end) {
-  const int64_t G = a.K / a.group;
-  if (G == 1 || a.group >= kFixedChunk) return fixed_gemv<P, 1>(a, n_begin, n_end);
-  if (a.group == 64) return fixed_gemv<P, 2>(a, n_begin, n_end);
-  return fixed_gemv<P, 4>(a, n_begin, n_end);  // group 32
-}
+#include "int4_fixed.h"
 
 }  // namespace
 
@@ -301,8 +277,7 @@ bool to_fixed_avx512(const float* x, int64_t K, int64_t group, int P, int8_t* by
 }
 
 void gemv_fixed_avx512(const FixedArgs& a, int64_t n_begin, int64_t n_end) {
-  if (a.P == 3) return fixed_gemv_p<3>(a, n_begin, n_end);
-  return fixed_gemv_p<2>(a, n_begin, n_end);
+  fixed_gemv<FixedRows>(a, n_begin, n_end);
 }
 
 void gemv_avx512(const GemvArgs& p, int64_t n_begin, int64_t n_end) {

@@ -48,7 +48,8 @@ struct GemvArgs {
 //   gsum   [G]: sum of x~ over group g, for the zero-point term
 // Blocks past K are zero. Returns false, writing nothing useful, when a value is not finite or a
 // nonzero block maximum lies outside [2^-100, 2^100] (the fixed-point scale would lose bits):
-// the caller then uses the float gemv. x86-64 with AVX-512 VNNI only, like the gemv.
+// the caller then uses the float gemv. The kernels: gemv_fixed_avx512 (vpdpbusd) and
+// gemv_fixed_avx2 (vpmaddubsw + vpmaddwd).
 constexpr int64_t kFixedChunk = 128;
 inline int64_t fixed_chunks(int64_t K) { return (K + kFixedChunk - 1) / kFixedChunk; }
 
@@ -64,6 +65,11 @@ struct FixedArgs {
   int64_t M, N, K, group;
   int P;  // 2 or 3
 };
+
+// to_fixed's portable twin (the same numbers: both round x * 127 * unit / max to nearest-even
+// in fp32), for the AVX2 gemv.
+bool to_fixed_scalar(const float* x, int64_t K, int64_t group, int P, int8_t* bytes, float* sigma,
+                     float* gsum);
 
 // Symmetric / asymmetric min-max quantization of rows [begin, end) of w [N, K] (kind: w's
 // dtype), writing packed [N, K/2], scales and (asymmetric) zeros [N, K/group]:
@@ -87,6 +93,7 @@ GREENOPS_INT4_KERNELS(avx512)
 bool to_fixed_avx512(const float* x, int64_t K, int64_t group, int P, int8_t* bytes, float* sigma,
                      float* gsum);
 void gemv_fixed_avx512(const FixedArgs& args, int64_t n_begin, int64_t n_end);
+void gemv_fixed_avx2(const FixedArgs& args, int64_t n_begin, int64_t n_end);
 #endif
 #undef GREENOPS_INT4_KERNELS
 

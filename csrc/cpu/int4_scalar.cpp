@@ -19,6 +19,51 @@ void permute_chunks(const float* x, int64_t K, float* out) {
   for (int64_t k = full; k < K; ++k) out[k] = x[k];
 }
 
+bool to_fixed_scalar(const float* x, int64_t K, int64_t group, int P, int8_t* bytes, float* sigma,
+                     float* gsum) {
+  const int64_t chunks = fixed_chunks(K), G = K / group;
+  const float unit = P == 3 ? 65536.f : 256.f;
+  std::fill(bytes, bytes + chunks * P * kFixedChunk, int8_t(0));
+  std::fill(sigma, sigma + chunks * 16, 0.f);
+  double sum = 0.0;
+  for (int64_t k0 = 0; k0 < K; k0 += 32) {
+    const int64_t k1 = std::min(K, k0 + 32);
+    float amax = 0.f;
+    for (int64_t k = k0; k < k1; ++k) {
+      if (!std::isfinite(x[k])) return false;
+      amax = std::max(amax, std::fabs(x[k]));
+    }
+    if (amax != 0.f && (amax < 0x1p-100f || amax > 0x1p100f)) return false;
+    const int64_t c = k0 / kFixedChunk;
+    float* lanes = sigma + c * 16 + (k0 % kFixedChunk) / 8;
+    const float sig = amax / 127.f / unit;  // as to_fixed_avx512 computes it
+    for (int i = 0; i < 4; ++i) lanes[i] = sig;
+    int64_t total = 0;
+    if (amax != 0.f) {
+      const float scale = 127.f * unit / amax;
+      const int32_t lim = 127 * int32_t(unit);
+      int8_t* chunk = bytes + c * P * kFixedChunk;
+      for (int64_t k = k0; k < k1; ++k) {
+        int32_t X = std::clamp(int32_t(std::nearbyint(x[k] * scale)), -lim, lim);  // nearest-even
+        total += X;
+        const int64_t j = k % kFixedChunk, slot = (j % 2) * 64 + j / 2;  // even | odd
+        for (int p = P - 1; p >= 0; --p) {
+          // Balanced digit: the low byte sign-extended; X - digit is then a multiple of 256.
+          const int8_t digit = p ? int8_t(uint8_t(X & 0xff)) : int8_t(X);
+          chunk[p * kFixedChunk + slot] = digit;
+          X = (X - digit) / 256;
+        }
+      }
+    }
+    sum += double(total) * double(sig);
+    if (k1 % group == 0 || k1 == K) {  // a group ends on a block boundary or at K
+      gsum[std::min(k0 / group, G - 1)] = float(sum);
+      sum = 0.0;
+    }
+  }
+  return true;
+}
+
 void quantize_rows(const void* w, FloatKind kind, int64_t K, int64_t group, bool symmetric,
                    int64_t begin, int64_t end, uint8_t* packed, float* scales, float* zeros) {
   const int64_t G = K / group;
