@@ -40,10 +40,10 @@ Kernels kernels() {
 }
 
 // Rows up to which a streaming kernel beats dequantized tiles + library GEMM. The fixed-point
-// VNNI gemv does up to 16 in every dtype (4096x4096, 2-core Xeon, ms, fixed / float gemv /
-// tiles: M=8 fp32 1.7 / 2.9 / 5.8, bf16 1.4 / 3.0 / 2.9; M=16 bf16 2.5 / 3.5 / 3.5; at M=24 bf16
-// tiles win, 3.3 vs 5.5, AMX behind at::mm). The float gemv (other ISAs, or x the fixed point
-// refuses) gives way to bf16's tiles from M ~ 10 (M=5 stream 2.3 vs tiles 4.2; M=16 6.3 vs 3.8).
+// gemv does up to 16 in every dtype (AVX-512 VNNI, 4096x4096, 2-core Xeon, ms, fixed / float
+// gemv / tiles: M=8 fp32 1.7 / 2.9 / 5.8, bf16 1.4 / 3.0 / 2.9; M=16 bf16 2.5 / 3.5 / 3.5; at
+// M=24 bf16 tiles win, 3.3 vs 5.5, AMX behind at::mm). The float gemv (the scalar path, or x the
+// fixed point refuses) gives way to bf16's tiles from M ~ 10 (M=5 2.3 vs 4.2; M=16 6.3 vs 3.8).
 int64_t gemv_max_rows(at::ScalarType t) { return t == at::kBFloat16 ? 8 : k4::kGemvMaxRows; }
 
 const float* ptr_or_null(const at::Tensor& t) { return t.defined() ? t.data_ptr<float>() : nullptr; }

@@ -161,8 +161,8 @@ def test_sqnr_on_gaussian_weights(g):
 # --- int4_weight_mm --------------------------------------------------------------------------
 
 # (M, N, K, g). CPU switches at M = 16|17 (streaming kernel | dequantized tile + GEMM; the float
-# streaming kernel of the AVX2 / scalar paths at 8|9 for bf16); K = 96 per channel is not a
-# multiple of 32 (the kernels' tails); the Triton launcher splits K for M <= 16.
+# streaming kernel — scalar path, or x the fixed point refuses — at 8|9 for bf16); K = 96 per
+# channel is not a multiple of 32 (the kernels' tails); the Triton launcher splits K for M <= 16.
 SHAPES = [
     (0, 8, 64, 32),
     (1, 13, 64, 32),
