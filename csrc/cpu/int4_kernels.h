@@ -36,9 +36,9 @@ struct GemvArgs {
   int64_t M, N, K, group;
 };
 
-// The VNNI gemv (int4_avx512.cpp) never turns weights into floats: it multiplies the 4-bit q
-// by activations held in fixed point with vpdpbusd (u8 x s8 -> s32) and applies each group's
-// scale and zero point afterwards, out[n] = sum_g s[n,g] * (sum_k q * x~ - z[n,g] * sum_k x~).
+// The fixed-point gemv (int4_avx512.cpp, int4_avx2.cpp) never turns weights into floats: it
+// multiplies the 4-bit q by activations held in fixed point with integer dot products (u8 x s8,
+// exact in int32) and applies each group's scale and zero point afterwards, out[n] = sum_g s[n,g] * (sum_k q * x~ - z[n,g] * sum_k x~).
 // x~ keeps as many bits as its float type has: each 32-element block b is scaled by
 // sigma_b = max|x_b| / 127 and X = rint(x / sigma_b * 256^(P-1)) is written as P signed bytes
 // (balanced digits, most significant first), P = 3 for fp32 (|x - x~| <= 2^-24 max|x_b| / 0.99),
@@ -48,8 +48,9 @@ struct GemvArgs {
 //   gsum   [G]: sum of x~ over group g, for the zero-point term
 // Blocks past K are zero. Returns false, writing nothing useful, when a value is not finite or a
 // nonzero block maximum lies outside [2^-100, 2^100] (the fixed-point scale would lose bits):
-// the caller then uses the float gemv. The kernels: gemv_fixed_avx512 (vpdpbusd) and
-// gemv_fixed_avx2 (vpmaddubsw + vpmaddwd).
+// the caller then uses the float gemv (to_fixed_avx512 below; to_fixed_scalar the same in
+// portable code). The kernels: gemv_fixed_avx512 (vpdpbusd), gemv_fixed_avx2 (vpmaddubsw +
+// vpmaddwd).
 constexpr int64_t kFixedChunk = 128;
 inline int64_t fixed_chunks(int64_t K) { return (K + kFixedChunk - 1) / kFixedChunk; }
 
@@ -66,8 +67,8 @@ struct FixedArgs {
   int P;  // 2 or 3
 };
 
-// to_fixed's portable twin (the same numbers: both round x * 127 * unit / max to nearest-even
-// in fp32), for the AVX2 gemv.
+// to_fixed_avx512's portable twin (the same numbers: both round x * 127 * unit / max to
+// nearest-even in fp32), for the AVX2 gemv.
 bool to_fixed_scalar(const float* x, int64_t K, int64_t group, int P, int8_t* bytes, float* sigma,
                      float* gsum);
 
