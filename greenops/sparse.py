@@ -168,13 +168,15 @@ class BlockSparseWeight:
     def dequantized_values(self) -> torch.Tensor:
         """The blocks in float: int8 values times their rows' scales (fp32); float ones as
         they are."""
+        if self.scales is None:
+            return self.values
         return dequantize_blocks(self.values, self.scales, self.crow_indices)
 
     def to_dense(self) -> torch.Tensor:
         """W [N, K] in the values' dtype (fp32 for int8 values, dequantized)."""
         N, K = self.shape
         bn, bk = self.block
-        v = self.dequantized_values() if self.scales is not None else self.values
+        v = self.dequantized_values()
         out = torch.zeros(N // bn, K // bk, bn, bk, dtype=v.dtype, device=v.device)
         out[block_rows(self.crow_indices, self.nnz_blocks), self.col_indices] = v
         return out.transpose(1, 2).reshape(N, K)
@@ -208,7 +210,7 @@ class BlockSparseWeight:
 
     def to_sparse_bsr(self) -> torch.Tensor:
         """A torch.sparse_bsr tensor (int8 weights: their dequantized fp32 blocks)."""
-        v = self.dequantized_values() if self.scales is not None else self.values
+        v = self.dequantized_values()
         return torch.sparse_bsr_tensor(self.crow_indices, self.col_indices, v, self.shape)
 
     @classmethod

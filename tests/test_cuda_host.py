@@ -33,6 +33,12 @@ def _build(tmp_path_factory, name: str) -> str:
     return exe
 
 
+def _run_ok(exe: str, *args) -> None:
+    """Runs an emulator, which prints "ok" after checking its kernel's results."""
+    r = subprocess.run([exe, *map(str, args)], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith("ok"), r.stdout + r.stderr
+
+
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory):
     return _build(tmp_path_factory, "int8_mm_emulator")
@@ -52,8 +58,7 @@ def emulator(tmp_path_factory):
     ],
 )
 def test_int8_mm_kernel_index_math_computes_the_matmul(emulator, M, N, K):
-    r = subprocess.run([emulator, str(M), str(N), str(K)], capture_output=True, text=True)
-    assert r.returncode == 0 and r.stdout.startswith("ok"), r.stdout + r.stderr
+    _run_ok(emulator, M, N, K)
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +81,7 @@ def int4_emulator(tmp_path_factory):
     ],
 )
 def test_int4_kernel_index_math_computes_the_matmul(int4_emulator, args):
-    r = subprocess.run([int4_emulator, "run", *map(str, args)], capture_output=True, text=True)
-    assert r.returncode == 0 and r.stdout.startswith("ok"), r.stdout + r.stderr
+    _run_ok(int4_emulator, "run", *args)
 
 
 @pytest.mark.parametrize("N,K", [(8, 128), (16, 256), (2056, 128)])
@@ -144,8 +148,7 @@ def bsr_emulator(tmp_path_factory):
     ],
 )
 def test_bsr_kernel_index_math_computes_the_matmul(bsr_emulator, args):
-    r = subprocess.run([bsr_emulator, *map(str, args)], capture_output=True, text=True)
-    assert r.returncode == 0 and r.stdout.startswith("ok"), r.stdout + r.stderr
+    _run_ok(bsr_emulator, *args)
 
 
 def test_emulator_rejects_k_tails_the_kernel_does_not_take(emulator):

@@ -260,14 +260,7 @@ void fixed_rows(const FixedArgs& a, int64_t m0, int64_t n, int64_t c0, int64_t c
   }
 }
 
-template <int P, int SPG, int MB>
-struct FixedRows {
-  static void run(const FixedArgs& a, int64_t m0, int64_t n, int64_t c0, int64_t c1) {
-    fixed_rows<P, SPG, MB>(a, m0, n, c0, c1);
-  }
-};
-
-#include "int4_fixed.h"
+#include "int4_fixed.h"  // the loops around fixed_rows
 
 }  // namespace
 
@@ -277,7 +270,7 @@ bool to_fixed_avx512(const float* x, int64_t K, int64_t group, int P, int8_t* by
 }
 
 void gemv_fixed_avx512(const FixedArgs& a, int64_t n_begin, int64_t n_end) {
-  fixed_gemv<FixedRows>(a, n_begin, n_end);
+  fixed_gemv(a, n_begin, n_end);
 }
 
 void gemv_avx512(const GemvArgs& p, int64_t n_begin, int64_t n_end) {

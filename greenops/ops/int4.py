@@ -170,14 +170,15 @@ def int4_weight_mm_triton(x, packed, scales, zeros, group_size, bias=None):
         return x.new_empty((*x.shape[:-1], N))
     zeros = None if zeros is None else zeros.contiguous()
     args = (x2, packed.contiguous(), scales.contiguous(), zeros, bias, group_size)
-    cfg = _triton_config(*args)
-    return _launch(*args, cfg).view(*x.shape[:-1], N)
+    return _launch(*args, _triton_config(args)).view(*x.shape[:-1], N)
 
 
-def _triton_config(x2, packed, scales, zeros, bias, group_size) -> dict:
+def _triton_config(args: tuple) -> dict:
     """fixed_config, or on a GPU with autotuning on the fastest of candidate_configs for this
-    (GPU, M bucket, N, K, group, dtype, zeros), timed on first use (_backend.tuned)."""
+    (GPU, M bucket, N, K, group, dtype, zeros), timed on first use (_backend.tuned). args:
+    _launch's, less the config."""
     k = _kernels()
+    x2, packed, _, zeros, _, group_size = args
     M, K = x2.shape
     N = packed.shape[0]
     sms = torch.cuda.get_device_properties(x2.device).multi_processor_count if x2.is_cuda else 132
@@ -198,7 +199,6 @@ def _triton_config(x2, packed, scales, zeros, bias, group_size) -> dict:
         zeros is None,
     )
     cands = k.candidate_configs(bucket, N, K, group_size, cap, sms)
-    args = (x2, packed, scales, zeros, bias, group_size)
     return _backend.tuned(
         key, cands, lambda cfg: triton.testing.do_bench(lambda: _launch(*args, cfg))
     )
