@@ -5,6 +5,8 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "bsr_checks.h"
@@ -89,6 +91,18 @@ const float* pack_transposed(const at::Tensor& a, int64_t mp) {
   return dst;
 }
 
+// The kernels' view of contiguous values: fp32 blocks as floats, fp16/bf16 blocks as 16-bit words
+// and their kind (widened per block row or column block in cache), int8 blocks neither.
+const float* float_blocks(const at::Tensor& v) {
+  return v.scalar_type() == at::kFloat ? v.data_ptr<float>() : nullptr;
+}
+
+std::pair<const uint16_t*, cpu::FloatKind> half_blocks(const at::Tensor& v) {
+  const auto t = v.scalar_type();
+  if (t != at::kHalf && t != at::kBFloat16) return {nullptr, cpu::FloatKind::F32};
+  return {static_cast<const uint16_t*>(v.data_ptr()), t == at::kHalf ? cpu::FloatKind::F16 : cpu::FloatKind::BF16};
+}
+
 void check_floats(const char* op, const at::Tensor& a, const char* an, const at::Tensor& b, const char* bn) {
   check_dtype(op, an, a, {at::kFloat, at::kHalf, at::kBFloat16, at::kDouble});
   TORCH_CHECK_TYPE(a.scalar_type() == b.scalar_type(), "greenops.", op, ": ", an, " and ", bn,
@@ -165,17 +179,19 @@ at::Tensor bsr_mm_cpu(const at::Tensor& x, const at::Tensor& values, const at::T
   const at::Tensor x2 = x.reshape({rows_of(x), K}).to(at::kFloat).contiguous();
   const int64_t M = x2.size(0);
   if (M == 0 || N == 0) return at::empty(out_shape(x, N), x.options());
-  // int8 blocks go to the kernels as they are (bsr_kernels.h: dequantized per block row in cache)
-  const at::Tensor v = q8 ? values.contiguous() : values.to(at::kFloat).contiguous();
+  // int8 and fp16/bf16 blocks go to the kernels as they are (bsr_kernels.h: dequantized or
+  // widened per block row in cache)
+  const at::Tensor v = values.contiguous();
   const at::Tensor sc = q8 ? scales->contiguous() : at::Tensor();
   const at::Tensor b = bias.has_value() ? bias->to(at::kFloat).contiguous() : at::Tensor();
   const at::Tensor cr = crow.contiguous(), cc = col.contiguous();
   kb::ForwardArgs args{x2.data_ptr<float>(), nullptr,
-                       q8 ? nullptr : v.data_ptr<float>(),
+                       float_blocks(v),
                        q8 ? v.data_ptr<int8_t>() : nullptr,
                        q8 ? sc.data_ptr<float>() : nullptr, cr.data_ptr<int64_t>(),
                        cc.data_ptr<int64_t>(), b.defined() ? b.data_ptr<float>() : nullptr, nullptr,
                        nullptr, 0, {M, N, K, bn, bk}};
+  std::tie(args.hvalues, args.hkind) = half_blocks(v);
   at::Tensor out;
   if (M <= kb::kDotMaxRows) {
     out = at::empty({M, N}, x.options().dtype(at::kFloat));
@@ -235,14 +251,15 @@ at::Tensor bsr_mm_t_cpu(const at::Tensor& dy, const at::Tensor& values, const at
     }
     return dx.view({M, K});
   }
-  const at::Tensor v = values.to(at::kFloat).contiguous();
+  const at::Tensor v = values.contiguous();
   if (M == 0 || K == 0) return at::zeros({M, K}, dy.options());
   const int64_t mp = (M + 15) / 16 * 16;
   const at::Tensor dyf = dy.to(at::kFloat).contiguous();
   const float* dyt = pack_transposed(dyf, mp);
   at::Tensor dx = at::empty({M, K}, dy.options().dtype(at::kFloat));
-  const kb::BackwardXArgs args{dyt, v.data_ptr<float>(), tcp, blk, row, dx.data_ptr<float>(), transpose16(), mp,
-                               {M, N, K, bn, bk}};
+  kb::BackwardXArgs args{dyt, float_blocks(v), tcp, blk, row, dx.data_ptr<float>(), transpose16(), mp,
+                         {M, N, K, bn, bk}};
+  std::tie(args.hvalues, args.hkind) = half_blocks(v);
   const auto bwd = avx512() ? kb::backward_x_avx512 : kb::backward_x_scalar;
   parallel_balanced(tcp, C, M * bn * bk, [&](int64_t c0, int64_t c1) { bwd(args, c0, c1); });
   return dx.to(dy.scalar_type());

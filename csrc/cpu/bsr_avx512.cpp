@@ -4,9 +4,22 @@
 #include <immintrin.h>
 
 #include "bsr_kernels.h"
+#include "float_bits.h"
 
 namespace greenops::cpu::bsr {
 namespace {
+// fp16 by vcvtph2ps (exact, subnormals and NaN included), bf16 by moving its bits up.
+void widen16(const uint16_t* src, FloatKind kind, float* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i));
+    const __m512 f = kind == FloatKind::F16
+                         ? _mm512_cvtph_ps(h)
+                         : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    _mm512_storeu_ps(dst + i, f);
+  }
+  for (; i < n; ++i) dst[i] = load(src, kind, i);
+}
 #include "bsr_tile.h"
 }  // namespace
 

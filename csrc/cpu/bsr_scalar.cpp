@@ -1,8 +1,12 @@
 // Portable instantiation of the block-sparse kernels (bsr_tile.h).
 #include "bsr_kernels.h"
+#include "float_bits.h"
 
 namespace greenops::cpu::bsr {
 namespace {
+void widen16(const uint16_t* src, FloatKind kind, float* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = load(src, kind, i);
+}
 #include "bsr_tile.h"
 }  // namespace
 

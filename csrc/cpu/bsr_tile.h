@@ -1,6 +1,7 @@
 // The block-sparse micro-kernels, as templates: included inside an anonymous namespace by each
 // ISA translation unit (bsr_avx512.cpp, bsr_scalar.cpp), so every instantiation stays in its
-// own file and is compiled for that file's target. Fixed widths let the compiler keep the
+// own file and is compiled for that file's target. The includer first defines
+// widen16(src, kind, dst, n): n fp16/bf16 values to fp32. Fixed widths let the compiler keep the
 // accumulators in vector registers.
 //
 // tile<W, MR>: for r < MR,
@@ -136,27 +137,33 @@ inline void columns_packed(const BlockRef* blocks, int64_t nseg, int64_t R, int6
 }
 
 // Block row R_'s blocks as the float kernels read them: float blocks as stored (no copy) unless
-// transposed; otherwise (int8 blocks: times their rows' scales; transposed: [bk, bn] each)
-// written into a per-thread buffer that the kernels then read while it is in cache. Returns
-// where block b of the row sits, minus b0 * bn * bk (block b at the result + b * bn * bk, as in
-// `values`).
+// transposed; otherwise (int8 blocks: times their rows' scales; fp16/bf16: widened; transposed:
+// [bk, bn] each) written into a per-thread buffer that the kernels then read while it is in
+// cache. Returns where block b of the row sits, minus b0 * bn * bk (block b at the result +
+// b * bn * bk, as in `values`).
 inline const float* row_blocks(const ForwardArgs& a, int64_t R_, bool transposed) {
-  if (!a.qvalues && !transposed) return a.values;
-  thread_local std::vector<float> buf;
+  if (!a.qvalues && !a.hvalues && !transposed) return a.values;
+  thread_local std::vector<float> buf, row;
   const Dims& d = a.d;
   const int64_t b0 = a.crow[R_], nb = a.crow[R_ + 1] - b0, bs = d.bn * d.bk;
   buf.resize(std::max<int64_t>(nb * bs, 1));
+  if (a.hvalues && !transposed) {  // the row's blocks are contiguous: one run
+    widen16(a.hvalues + b0 * bs, a.hkind, buf.data(), nb * bs);
+    return buf.data() - b0 * bs;
+  }
+  row.resize(d.bk);
   for (int64_t b = 0; b < nb; ++b) {
     float* o = buf.data() + b * bs;
     for (int64_t i = 0; i < d.bn; ++i) {
       const int64_t ldo = transposed ? 1 : d.bk, step = transposed ? d.bn : 1;
       float* oi = o + i * ldo;
+      const int64_t at = (b0 + b) * bs + i * d.bk;
       if (a.qvalues) {
-        const int8_t* q = a.qvalues + (b0 + b) * bs + i * d.bk;
         const float s = a.scales[R_ * d.bn + i];
-        for (int64_t k = 0; k < d.bk; ++k) oi[k * step] = s * static_cast<float>(q[k]);
+        for (int64_t k = 0; k < d.bk; ++k) oi[k * step] = s * static_cast<float>(a.qvalues[at + k]);
       } else {
-        const float* v = a.values + (b0 + b) * bs + i * d.bk;
+        if (a.hvalues) widen16(a.hvalues + at, a.hkind, row.data(), d.bk);
+        const float* v = a.hvalues ? row.data() : a.values + at;
         for (int64_t k = 0; k < d.bk; ++k) oi[k * step] = v[k];
       }
     }
@@ -234,10 +241,16 @@ inline void backward_x_impl(const BackwardXArgs& a, int64_t c_begin, int64_t c_e
   thread_local std::vector<BlockRef> blocks;
   thread_local std::vector<float> ot;
   ot.resize(d.bk * a.mp);
+  thread_local std::vector<float> wide;  // fp16/bf16 blocks: this column block's, widened
+  const int64_t bs = d.bn * d.bk;
   for (int64_t c = c_begin; c < c_end; ++c) {
     blocks.clear();
-    for (int64_t j = a.t_crow[c]; j < a.t_crow[c + 1]; ++j)
-      blocks.push_back({a.values + a.t_block[j] * d.bn * d.bk, a.t_row[j] * d.bn});
+    if (a.hvalues) wide.resize(std::max<int64_t>((a.t_crow[c + 1] - a.t_crow[c]) * bs, 1));
+    for (int64_t j = a.t_crow[c]; j < a.t_crow[c + 1]; ++j) {
+      float* w = a.hvalues ? wide.data() + (j - a.t_crow[c]) * bs : nullptr;
+      if (w) widen16(a.hvalues + a.t_block[j] * bs, a.hkind, w, bs);
+      blocks.push_back({w ? w : a.values + a.t_block[j] * bs, a.t_row[j] * d.bn});
+    }
     columns_packed(blocks.data(), int64_t(blocks.size()), d.bk, 1, d.bk, a.dyt, d.N, d.bn, ot.data(),
                    a.mp, nullptr, a.mp);
     store_transposed(ot.data(), d.bk, a.mp, d.M, a.dx + c * d.bk, d.K, a.transpose16);
@@ -326,8 +339,8 @@ inline void forward_dot(const ForwardArgs& a, int64_t r_begin, int64_t r_end) {
   for (int64_t R_ = r_begin; R_ < r_end; ++R_) {
     if (a.qvalues)
       forward_dot_rows<BK>(a, a.qvalues, a.scales, R_);
-    else
-      forward_dot_rows<BK>(a, a.values, nullptr, R_);
+    else  // fp16/bf16 blocks: the row's widened in cache first (row_blocks)
+      forward_dot_rows<BK>(a, row_blocks(a, R_, false), nullptr, R_);
   }
 }
 

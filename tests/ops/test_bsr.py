@@ -70,13 +70,62 @@ def test_forward_matches_masked_dense(impl, block, density, M):
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_low_precision(impl, dtype):
-    sw, w = dense_mask_weight(64, 128, (32, 32), 0.5, dtype)
-    x = torch.randn(9, 128).to(dtype)
+# M: the dot kernel, M along the lanes, lanes along bn (M >= 1024): each widens fp16/bf16 blocks
+# its own way (C++: per block row in cache; transposed for the last)
+@pytest.mark.parametrize("M", [1, 9, 1030])
+@pytest.mark.parametrize("block", [(32, 32), (16, 64), (64, 16)], ids=str)
+def test_low_precision(impl, dtype, M, block):
+    if impl == "triton" and M == 1030:
+        M = 40
+    sw, w = dense_mask_weight(4 * block[0], 4 * block[1], block, 0.5, dtype)
+    x = torch.randn(M, 4 * block[1]).to(dtype)
     out = forward(impl, x, sw)
     assert out.dtype == dtype
     ref = x.double() @ w.double().T
     assert_close_to_ref(out, ref, (x @ w.T))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("M", [1, 9, 1030])
+def test_low_precision_blocks_are_widened_exactly(impl, dtype, M):
+    """Every stored value, subnormals included, must reach the product as itself: one weight per
+    output row (a one-hot x picks it), the largest and smallest magnitudes of the dtype among
+    them; and an Inf or NaN weight poisons its own output only. The Triton kernels may flush
+    subnormals to zero (bf16's are fp32's; the interpreter's fp32 arithmetic flushes them)."""
+    if impl == "triton" and M == 1030:
+        M = 40
+    fi = torch.finfo(dtype)
+    vals = torch.tensor([fi.max, -fi.tiny, fi.tiny / 4, -fi.smallest_normal * 0.5, 1.5, -3.0])
+    w = torch.zeros(64, 64, dtype=dtype)
+    w[:6, 5] = vals.to(dtype)
+    w[6:12, 40] = torch.tensor([float("inf"), 1, float("nan"), 2, -1, 0.25]).to(dtype)
+    sw = BlockSparseWeight.from_dense(w, (32, 32), mask=torch.tensor([[True, True], [True, True]]))
+    x = torch.zeros(M, 64, dtype=dtype)
+    x[:, 5] = 1
+    x[:, 40] = 1
+    out = forward(impl, x, sw).float()
+    expect = (w[:, 5].float() + w[:, 40].float()).expand(M, -1)
+    if impl == "triton":  # either itself or flushed to zero
+        sub = expect.abs() < torch.finfo(torch.float32).tiny
+        out = torch.where(sub & (out == 0), expect, out)
+    assert torch.equal(out[:, :6], expect[:, :6]), (out[0, :6], expect[0, :6])
+    assert out[:, 6].isinf().all() and out[:, 8].isnan().all()
+    finite = [c for c in range(64) if c not in (6, 8)]
+    assert torch.equal(out[:, finite], expect[:, finite])
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("block", [(32, 32), (16, 64)], ids=str)
+def test_low_precision_grad_x(dtype, block):
+    """dX = dY @ W with fp16/bf16 blocks (C++: each column block's blocks widened in cache)."""
+    bn, bk = block
+    sw, w = dense_mask_weight(3 * bn, 4 * bk, block, 0.5, dtype, seed=4)
+    t_crow, t_blocks = sw.transpose
+    for M in (1, 17):
+        dy = torch.randn(M, 3 * bn).to(dtype)
+        dx = torch.ops.greenops.bsr_mm_t(dy, sw.values, t_crow, t_blocks)
+        assert dx.dtype == dtype
+        assert_close_to_ref(dx, dy.double() @ w.double(), dy @ w)
 
 
 def test_empty_rows_all_zero_weight_batch_dims_and_strides(impl):
