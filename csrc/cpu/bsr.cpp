@@ -1,4 +1,5 @@
-// CPU impls of the block-sparse ops: checks, dtype handling (fp16/bf16 computed in fp32), the
+// CPU impls of the block-sparse ops: checks, dtype handling (computed in fp32: fp16/bf16 x converted
+// per call, fp16/bf16 blocks widened by the kernels per block row in cache), the
 // split of work over threads balanced by nonzeros, and the choice of kernel (bsr_*.cpp).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>

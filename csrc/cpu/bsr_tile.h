@@ -1,7 +1,7 @@
 // The block-sparse micro-kernels, as templates: included inside an anonymous namespace by each
 // ISA translation unit (bsr_avx512.cpp, bsr_scalar.cpp), so every instantiation stays in its
-// own file and is compiled for that file's target. The includer first defines
-// widen16(src, kind, dst, n): n fp16/bf16 values to fp32. Fixed widths let the compiler keep the
+// own file and is compiled for that file's target. The includer first includes float_bits.h and
+// defines widen16(src, kind, dst, n): n fp16/bf16 values to fp32. Fixed widths let the compiler keep the
 // accumulators in vector registers.
 //
 // tile<W, MR>: for r < MR,
@@ -267,10 +267,23 @@ inline void sddmm_impl(const SddmmArgs& a, int64_t b_begin, int64_t b_end) {
   }
 }
 
+// A bf16 weight as the dot kernel reads it: its bits moved up are the fp32 value (the compiler
+// turns a row of them into vpmovzxwd + vpslld). fp16 has no such trick and goes through
+// row_blocks.
+struct Bf16 {
+  uint16_t bits;
+  operator float() const {
+    const uint32_t b = uint32_t(bits) << 16;
+    float f;
+    std::memcpy(&f, &b, 4);
+    return f;
+  }
+};
+
 // Forward for a few rows of x, K along the lanes: out[m, R_*bn + i] = sum over the row's blocks
 // of dot(V_b[i, :], x[m, c_b*bk : +bk]); no transposes at all. MM rows of x share each weight
 // vector, so a block is read (and, int8, converted) once for all of them: V is float (the
-// blocks as stored) or int8 (converted in registers; the sum scaled per output channel).
+// blocks as stored), Bf16 or int8 (converted in registers; int8's sum scaled per output channel).
 template <int BK, int MR, int MM, typename V>
 inline void dot_tile(const ForwardArgs& a, const V* values, const float* scales, int64_t R_,
                      int64_t i0, int64_t m0, float* out) {
@@ -339,7 +352,9 @@ inline void forward_dot(const ForwardArgs& a, int64_t r_begin, int64_t r_end) {
   for (int64_t R_ = r_begin; R_ < r_end; ++R_) {
     if (a.qvalues)
       forward_dot_rows<BK>(a, a.qvalues, a.scales, R_);
-    else  // fp16/bf16 blocks: the row's widened in cache first (row_blocks)
+    else if (a.hvalues && a.hkind == FloatKind::BF16)
+      forward_dot_rows<BK>(a, reinterpret_cast<const Bf16*>(a.hvalues), nullptr, R_);
+    else  // fp32 blocks as stored; fp16: the row widened in cache first (row_blocks)
       forward_dot_rows<BK>(a, row_blocks(a, R_, false), nullptr, R_);
   }
 }
