@@ -2,11 +2,13 @@
 
     pytest bench/bench_bsr.py --benchmark-only
     greenops bench --ops bsr --shapes llm          # the same cases as one ratio table
-    python bench/bench_bsr.py [--budget S]         # int8 blocks vs fp32 blocks vs dense
+    python bench/bench_bsr.py [--budget S]         # int8 blocks vs fp32 blocks vs dense, W8A8
 
 Shapes: N = K = 4096; M in {1, 256, 2048}; sparsity 50 / 75 / 90%; blocks 32 and 64
 (greenops/bench/bsr.py). Baselines in the same run: dense torch.matmul in the same dtype and
-torch's own BSR (W.to_sparse_bsr((b, b)) @ x.T). Ours also with int8 blocks (per-channel scales).
+torch's own BSR (W.to_sparse_bsr((b, b)) @ x.T). Ours also with int8 blocks (per-channel scales),
+and W8A8 (x quantized per row in the call) against torch's dense int8 GEMM (torch._int_mm) with
+the same quantization.
 """
 
 import pytest
@@ -16,7 +18,14 @@ from greenops.bench.bsr import cases
 from greenops.bench.core import pytest_benchmark_case
 
 SHAPES = shapes_for("bsr", "llm")
-IMPLS = ["dense_matmul", "greenops.bsr_mm", "greenops.bsr_mm_int8", "torch_bsr"]
+IMPLS = [
+    "dense_matmul",
+    "greenops.bsr_mm",
+    "greenops.bsr_mm_int8",
+    "greenops.bsr_mm_w8a8",
+    "torch_bsr",
+    "torch_int_mm",
+]
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
@@ -26,29 +35,29 @@ def test_bsr(benchmark, shape, impl):
 
 
 def int8_table(budget_s: float = 3.0, ms=(1, 4, 256)) -> str:
-    """int8 blocks against fp32 blocks and dense, timed in the same rounds (fp32 x)."""
+    """int8 blocks against fp32 blocks and dense (fp32 x), and W8A8 against torch's dense int8
+    GEMM, timed in the same rounds."""
     from greenops.bench.bsr import SparseShape
     from greenops.bench.core import time_cases
 
     lines = [
         "| M, block, sparsity | dense ms | fp32 blocks ms (x dense) | int8 blocks ms (x dense) "
-        "| int8 vs fp32 blocks |",
-        "|---|---:|---:|---:|---:|",
+        "| int8 vs fp32 blocks | W8A8 ms (x dense) | torch._int_mm W8A8 ms | W8A8 x _int_mm |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for M in ms:
         for b in (32, 64):
             for sp in (0.5, 0.9):
-                cs = [
-                    c
-                    for c in cases(SparseShape(M, 4096, 4096, b, sp), "cpu")
-                    if "torch" not in c.name
-                ]
+                shape = SparseShape(M, 4096, 4096, b, sp)
+                cs = [c for c in cases(shape, "cpu") if "torch_bsr" not in c.name]
                 t = time_cases(cs, "cpu", budget_s)
                 ms_ = {c.name.split(":")[1]: t[c.name] * 1e3 for c in cs}
                 d, f, q = ms_["dense_matmul"], ms_["greenops.bsr_mm"], ms_["greenops.bsr_mm_int8"]
+                a8, im = ms_["greenops.bsr_mm_w8a8"], ms_.get("torch_int_mm", float("nan"))
                 lines.append(
                     f"| M={M}, b{b}, {sp:.0%} | {d:.2f} | {f:.2f} ({d / f:.2f}) | {q:.2f} "
-                    f"({d / q:.2f}) | {f / q:.2f}x |"
+                    f"({d / q:.2f}) | {f / q:.2f}x | {a8:.2f} ({d / a8:.2f}) | {im:.2f} "
+                    f"| {im / a8:.2f}x |"
                 )
                 print(lines[-1], flush=True)
     return "\n".join(lines)
@@ -57,6 +66,6 @@ def int8_table(budget_s: float = 3.0, ms=(1, 4, 256)) -> str:
 if __name__ == "__main__":
     import argparse
 
-    ap = argparse.ArgumentParser(description="int8 blocks vs fp32 blocks vs dense (CPU, fp32 x)")
+    ap = argparse.ArgumentParser(description="int8 blocks vs fp32 blocks vs dense, W8A8 (CPU)")
     ap.add_argument("--budget", type=float, default=3.0, help="seconds per shape")
     int8_table(ap.parse_args().budget)

@@ -26,9 +26,12 @@ TORCH_LIBRARY(greenops, m) {
   // (the transpose's metadata) are for its backward only; bsr_mm_t is dY @ W through them and
   // bsr_sddmm the gradient of the values (dY^T @ X sampled at the nonzero blocks).
   // int8 values carry per-output-channel scales (W[n, :] = values * scales[n]); float ones none.
+  // int8 x (W8A8, with int8 values) carries per-row x_scales (x's shape less its last dim, as
+  // quantize_int8 gives them); the output is then fp32.
   m.def(
       "bsr_mm(Tensor x, Tensor values, Tensor crow_indices, Tensor col_indices, Tensor? bias=None, "
-      "Tensor? t_crow=None, Tensor? t_blocks=None, Tensor? scales=None) -> Tensor");
+      "Tensor? t_crow=None, Tensor? t_blocks=None, Tensor? scales=None, Tensor? x_scales=None) -> "
+      "Tensor");
   m.def("bsr_mm_t(Tensor dy, Tensor values, Tensor t_crow, Tensor t_blocks) -> Tensor");
   m.def(
       "bsr_sddmm(Tensor dy, Tensor x, Tensor crow_indices, Tensor col_indices, int bn, int bk) -> "

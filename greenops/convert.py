@@ -31,6 +31,7 @@ class BlockSparseConfig:
     block: tuple[int, int] = (32, 32)
     sparsity: float = 0.75
     int8: bool = False  # int8 blocks with per-output-channel scales (inference)
+    int8_act: bool = False  # with int8: x quantized per row too (W8A8)
 
 
 @dataclasses.dataclass
@@ -111,5 +112,7 @@ def sparsify_(
         model,
         config,
         filter_fn,
-        lambda m: BlockSparseLinear.from_linear(m, config.block, config.sparsity, int8=config.int8),
+        lambda m: BlockSparseLinear.from_linear(
+            m, config.block, config.sparsity, int8=config.int8, int8_act=config.int8_act
+        ),
     )

@@ -255,11 +255,16 @@ def bsr_mm(
     bias: torch.Tensor | None = None,
     *,
     backend: str | None = None,
+    x_scales: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """x @ weight.T + bias for a block-sparse weight; leading dims of x are flattened. fp32
     accumulation, output in x's dtype (x and the values share one dtype). Differentiable in x,
     weight.values and bias: dX through the cached transpose (a sparse x dense product, W never
-    densified) and dValues only at the nonzero blocks."""
+    densified) and dValues only at the nonzero blocks.
+
+    W8A8: int8 x with its per-row `x_scales` (x's shape without the last dim, as
+    `quantize_int8(x, -1)` gives them) against int8 blocks: (x * x_scales) @ W.T + bias, int32
+    sums, fp32 output; not differentiable."""
     from .ops.bsr import TRITON_IMPLS
 
     t_crow, t_blocks = weight.transpose
@@ -272,6 +277,7 @@ def bsr_mm(
         t_crow,
         t_blocks,
         weight.scales,
+        x_scales,
     )
     return _backend.call("bsr_mm", x.device, backend, {"triton": TRITON_IMPLS["bsr_mm"]}, *args)
 

@@ -6,6 +6,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cstring>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -130,9 +131,21 @@ at::Tensor bsr_mm_f64(const at::Tensor& x2, const at::Tensor& values, const at::
 // int8 values: per-output-channel scales [N] fp32, x any float dtype; float values: x's dtype,
 // no scales.
 void check_values(const char* op, const at::Tensor& x, const at::Tensor& values,
-                  const std::optional<at::Tensor>& scales, int64_t N) {
+                  const std::optional<at::Tensor>& scales, const std::optional<at::Tensor>& x_scales,
+                  int64_t N) {
+  if (x.scalar_type() == at::kChar || x_scales.has_value()) {  // W8A8
+    check_dtype(op, "x", x, {at::kChar});
+    TORCH_CHECK_VALUE(x_scales.has_value(), "greenops.", op,
+                      ": int8 x needs x_scales (one per row of x, x's shape without its last dim)");
+    check_dtype(op, "x_scales", *x_scales, {at::kFloat});
+    TORCH_CHECK_VALUE(x_scales->sizes() == x.sizes().slice(0, x.dim() - 1), "greenops.", op,
+                      ": x_scales must have x's shape without its last dim ", x.sizes().slice(0, x.dim() - 1),
+                      ", got ", x_scales->sizes());
+    TORCH_CHECK_TYPE(values.scalar_type() == at::kChar, "greenops.", op,
+                     ": int8 x goes with int8 values, got ", dtype_name(values.scalar_type()), " values");
+  }
   if (values.scalar_type() == at::kChar) {
-    check_dtype(op, "x", x, {at::kFloat, at::kHalf, at::kBFloat16, at::kDouble});
+    check_dtype(op, "x", x, {at::kFloat, at::kHalf, at::kBFloat16, at::kDouble, at::kChar});
     TORCH_CHECK_VALUE(scales.has_value(), "greenops.", op,
                       ": int8 values need scales (one per output channel, [N])");
     check_dtype(op, "scales", *scales, {at::kFloat});
@@ -154,10 +167,41 @@ at::Tensor dequantize_blocks(const at::Tensor& values, const at::Tensor& scales,
   return values.to(dtype) * s.unsqueeze(2);
 }
 
+// int8 x [M, K] -> x + 128 as bytes, packed in strips of 4 k's a lane (W8A8Args), rows past M
+// 128 (x = 0).
+const uint8_t* pack_w8a8(const at::Tensor& xq, int64_t mp) {
+  const int64_t M = xq.size(0), K = xq.size(1);
+  thread_local std::vector<uint8_t> buf;
+  if (int64_t(buf.size()) < mp * K) buf.resize(mp * K);
+  const int8_t* src = xq.data_ptr<int8_t>();
+  uint8_t* dst = buf.data();
+  at::parallel_for(0, mp, 16, [&](int64_t m_begin, int64_t m_end) {
+    for (int64_t m0 = 0; m0 < mp;) {  // the strip of each row
+      const int64_t w = kb::strip_width(mp - m0);
+      for (int64_t m = std::max(m_begin, m0); m < std::min(m_end, m0 + w); ++m) {
+        uint8_t* d = dst + m0 * K + (m - m0) * 4;
+        for (int64_t q = 0; q < K / 4; ++q) {
+          uint32_t v = 0x80808080u;  // 128 + 0
+          if (m < M) {
+            std::memcpy(&v, src + m * K + q * 4, 4);
+            v ^= 0x80808080u;  // each byte + 128 (mod 256): int8 -> its offset unsigned value
+          }
+          std::memcpy(d + q * w * 4, &v, 4);
+        }
+      }
+      m0 += w;
+    }
+  });
+  return dst;
+}
+
+at::Tensor bsr_mm_w8a8(const at::Tensor& x, const at::Tensor& xs, const at::Tensor& values, const at::Tensor& crow,
+                       const at::Tensor& col, const std::optional<at::Tensor>& bias, const at::Tensor& scales, int64_t R);
+
 at::Tensor bsr_mm_cpu(const at::Tensor& x, const at::Tensor& values, const at::Tensor& crow,
                       const at::Tensor& col, const std::optional<at::Tensor>& bias,
                       const std::optional<at::Tensor>& t_crow, const std::optional<at::Tensor>& t_blocks,
-                      const std::optional<at::Tensor>& scales) {
+                      const std::optional<at::Tensor>& scales, const std::optional<at::Tensor>& x_scales) {
   const char* op = "bsr_mm";
   TORCH_CHECK_VALUE(x.dim() >= 1, "greenops.bsr_mm: x must have at least 1 dim [..., K]");
   const at::Tensor no_tensor;
@@ -166,11 +210,12 @@ at::Tensor bsr_mm_cpu(const at::Tensor& x, const at::Tensor& values, const at::T
   const int64_t K = x.size(-1);
   const int64_t R = check_bsr(op, values, crow, col, K);
   const int64_t bn = values.size(1), bk = values.size(2), N = R * bn;
-  check_values(op, x, values, scales, N);
+  check_values(op, x, values, scales, x_scales, N);
   const bool q8 = values.scalar_type() == at::kChar;
   check_bias(op, bias, N, /*allow_double=*/true);
   (void)t_crow;  // transposed metadata: used by the backward only
   (void)t_blocks;
+  if (x.scalar_type() == at::kChar) return bsr_mm_w8a8(x, *x_scales, values, crow, col, bias, *scales, R);
   if (x.scalar_type() == at::kDouble) {
     const at::Tensor v = q8 ? dequantize_blocks(values, *scales, crow, at::kDouble) : values;
     at::Tensor out = bsr_mm_f64(x.reshape({rows_of(x), K}), v, crow, col, R);
@@ -217,6 +262,39 @@ at::Tensor bsr_mm_cpu(const at::Tensor& x, const at::Tensor& values, const at::T
     parallel_balanced(cr.data_ptr<int64_t>(), R, M * bn * bk, [&](int64_t r0, int64_t r1) { fwd(args, r0, r1); });
   }
   return out.to(x.scalar_type()).view(out_shape(x, N));
+}
+
+// W8A8 (checked by the caller): out fp32 = (x * x_scales) @ (values * scales)^T + bias. On
+// AVX-512 VNNI for M > kDotMaxRows in int32 (forward_w8a8); otherwise x is dequantized (exact:
+// an int8 times an fp32 scale) and the int8-blocks float kernels run, which agree with the int32
+// sums to fp32 rounding.
+at::Tensor bsr_mm_w8a8(const at::Tensor& x, const at::Tensor& xs, const at::Tensor& values, const at::Tensor& crow,
+                       const at::Tensor& col, const std::optional<at::Tensor>& bias, const at::Tensor& scales,
+                       int64_t R) {
+  const int64_t K = x.size(-1), bn = values.size(1), bk = values.size(2), N = R * bn;
+  const at::Tensor x2 = x.reshape({rows_of(x), K}).contiguous();
+  const int64_t M = x2.size(0);
+  const at::Tensor s2 = xs.reshape({M}).contiguous();
+  std::vector<int64_t> shape = out_shape(x, N);
+  if (M <= kb::kDotMaxRows || !avx512() || K > 65536) {
+    const at::Tensor xf = x2.to(at::kFloat) * s2.unsqueeze(1);
+    return bsr_mm_cpu(xf, values, crow, col, bias, std::nullopt, std::nullopt, scales, std::nullopt).view(shape);
+  }
+  at::Tensor out = at::empty({M, N}, x.options().dtype(at::kFloat));
+  if (N == 0) return out.view(shape);
+  const int64_t mp = (M + 15) / 16 * 16;
+  at::Tensor xsp = at::zeros({mp}, s2.options());
+  xsp.narrow(0, 0, M).copy_(s2);
+  const at::Tensor v = values.contiguous(), sc = scales.contiguous(), cr = crow.contiguous(), cc = col.contiguous();
+  const at::Tensor b = bias.has_value() ? bias->to(at::kFloat).contiguous() : at::Tensor();
+  const kb::W8A8Args args{pack_w8a8(x2, mp), xsp.data_ptr<float>(), v.data_ptr<int8_t>(), sc.data_ptr<float>(),
+                          cr.data_ptr<int64_t>(), cc.data_ptr<int64_t>(), b.defined() ? b.data_ptr<float>() : nullptr,
+                          out.data_ptr<float>(), transpose16(), mp, {M, N, K, bn, bk}};
+#if defined(__x86_64__)
+  parallel_balanced(cr.data_ptr<int64_t>(), R, M * bn * bk / 4,
+                    [&](int64_t r0, int64_t r1) { kb::forward_w8a8_avx512(args, r0, r1); });
+#endif
+  return out.view(shape);
 }
 
 at::Tensor bsr_mm_t_cpu(const at::Tensor& dy, const at::Tensor& values, const at::Tensor& t_crow,

@@ -75,6 +75,25 @@ struct SddmmArgs {
   Dims d;
 };
 
+// W8A8: int8 x (per-row scales xs) times int8 blocks (per-output-channel scales), by vpdpbusd
+// (AVX-512 VNNI only; bsr.cpp sends other machines, and M <= kDotMaxRows, to the float kernels
+// with x dequantized). x is packed per call like xt above but in bytes, 4 k's a lane: strip m0
+// of width w at xq + m0 * K holds [K/4][w][4] bytes of x + 128 (vpdpbusd's unsigned operand;
+// the 128 * sum of each weight row is taken off after). Sums are exact in int32 up to K = 65536.
+struct W8A8Args {
+  const uint8_t* xq;
+  const float* xs;  // [mp]: x's row scales, zero past M
+  const int8_t* values;  // [nnz, bn, bk]
+  const float* scales;  // [N]
+  const int64_t* crow;
+  const int64_t* col;
+  const float* bias;  // [N] or null
+  float* out;  // [M, N] fp32
+  Transpose16Fn transpose16;
+  int64_t mp;
+  Dims d;
+};
+
 // Width of the strip of output columns (M) starting `left` columns before the end (a multiple
 // of 16): 64, then 32, then 16. The forward and dX kernels read x / dy transposed and packed
 // in such strips: strip m0 of width w is [rows, w] contiguous, starting at element m0 * rows.
@@ -100,6 +119,7 @@ constexpr int64_t kBnMinRows = 1024;
 GREENOPS_BSR_KERNELS(scalar)
 #if defined(__x86_64__)
 GREENOPS_BSR_KERNELS(avx512)
+void forward_w8a8_avx512(const W8A8Args& a, int64_t r_begin, int64_t r_end);
 #endif
 #undef GREENOPS_BSR_KERNELS
 

@@ -205,8 +205,10 @@ class BlockSparseLinear(_Fp32Buffers):
     """y = x @ W.T + b with W block-sparse (bsr_mm). Float `values` are a trainable parameter
     (the backward reaches only the nonzero blocks); int8 values (dtype=torch.int8, with
     per-output-channel `scales`) are buffers: quantization and sparsity together, for
-    inference. The pattern (crow/col indices, and the transpose's metadata for the backward)
-    are buffers, fixed until re-sparsified."""
+    inference; with int8_act=True x is quantized too, per row on the fly (quantize_int8, as
+    Int8Linear does), and the product runs in int32 (W8A8: VNNI on CPU). The pattern (crow/col
+    indices, and the transpose's metadata for the backward) are buffers, fixed until
+    re-sparsified."""
 
     _fp32 = ("scales",)
 
@@ -218,9 +220,13 @@ class BlockSparseLinear(_Fp32Buffers):
         block: tuple[int, int] = (32, 32),
         nnz_blocks: int = 0,
         dtype: torch.dtype = torch.float32,
+        int8_act: bool = False,
     ):
         super().__init__()
         bn, bk = block
+        if int8_act and dtype != torch.int8:
+            raise ValueError(f"BlockSparseLinear: int8_act needs int8 values, got dtype={dtype}")
+        self.int8_act = int8_act
         if out_features % bn or in_features % bk:
             raise ValueError(
                 f"BlockSparseLinear: ({out_features}, {in_features}) is not a multiple of the "
@@ -248,20 +254,25 @@ class BlockSparseLinear(_Fp32Buffers):
         sparsity: float | None = None,
         mask=None,
         int8: bool = False,
+        int8_act: bool = False,
     ) -> BlockSparseLinear:
         """Prunes by block L2 norm (or to `mask`); int8=True then quantizes the kept blocks
-        per output channel (BlockSparseWeight.quantize_int8)."""
+        per output channel (BlockSparseWeight.quantize_int8); int8_act=True (with int8) also
+        quantizes x per row in forward (W8A8)."""
+        if int8_act and not int8:
+            raise ValueError("BlockSparseLinear.from_linear: int8_act=True needs int8=True")
         w = BlockSparseWeight.from_dense(
             linear.weight.detach(), block, mask=mask, sparsity=sparsity
         )
-        return cls.from_weight(w.quantize_int8() if int8 else w, linear.bias)
+        return cls.from_weight(w.quantize_int8() if int8 else w, linear.bias, int8_act)
 
     @classmethod
     def from_weight(
-        cls, w: BlockSparseWeight, bias: torch.Tensor | None = None
+        cls, w: BlockSparseWeight, bias: torch.Tensor | None = None, int8_act: bool = False
     ) -> BlockSparseLinear:
         N, K = w.shape
-        m = cls(K, N, bias is not None, w.block, w.nnz_blocks, w.values.dtype).to(w.values.device)
+        m = cls(K, N, bias is not None, w.block, w.nnz_blocks, w.values.dtype, int8_act)
+        m = m.to(w.values.device)
         with torch.no_grad():
             m.values.copy_(w.values)
             if w.scales is not None:
@@ -283,6 +294,20 @@ class BlockSparseLinear(_Fp32Buffers):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         bias = None if self.bias is None else self.bias.to(x.dtype)
         q8 = self.scales is not None
+        if self.int8_act:  # W8A8: x per row to int8, fp32 out back to x's dtype
+            x_q, x_scales = torch.ops.greenops.quantize_int8(x, -1)
+            out = torch.ops.greenops.bsr_mm(
+                x_q,
+                self.values,
+                self.crow_indices,
+                self.col_indices,
+                bias,
+                self.t_crow,
+                self.t_blocks,
+                self.scales,
+                x_scales,
+            )
+            return out.to(x.dtype)
         return torch.ops.greenops.bsr_mm(
             x,
             self.values if q8 else self.values.to(x.dtype),
@@ -310,4 +335,5 @@ class BlockSparseLinear(_Fp32Buffers):
             f"bias={self.bias is not None}, block={self.block}, sparsity={self.sparsity:.1%}, "
             f"dtype={self.values.dtype}"
             + (", per-channel scales" if self.scales is not None else "")
+            + (", int8 activations per row" if self.int8_act else "")
         )

@@ -56,16 +56,36 @@ def _check_floats(op, a, an, b, bn_):
         )
 
 
-def _check_mm(x, values, crow, col, bias, scales=None) -> int:
+def _check_mm(x, values, crow, col, bias, scales=None, x_scales=None) -> int:
     op = "bsr_mm"
     check(x.dim() >= 1, op, "x must have at least 1 dim [..., K]")
     check_same_device(
-        op, x=x, values=values, crow_indices=crow, col_indices=col, bias=bias, scales=scales
+        op,
+        x=x,
+        values=values,
+        crow_indices=crow,
+        col_indices=col,
+        bias=bias,
+        scales=scales,
+        x_scales=x_scales,
     )
     R = _check_bsr(op, values, crow, col, x.shape[-1])
     N = R * values.shape[1]
+    if x.dtype == torch.int8 or x_scales is not None:  # W8A8: x * x_scales per row
+        check_dtype(op, "x", x, (torch.int8,))
+        check(
+            x_scales is not None,
+            op,
+            "int8 x needs x_scales (one per row of x, x's shape without its last dim)",
+        )
+        check_dtype(op, "x_scales", x_scales, (torch.float32,))
+        check_shape(op, "x_scales", x_scales, list(x.shape[:-1]), "one scale per row of x")
+        if values.dtype != torch.int8:
+            raise TypeError(
+                f"greenops.bsr_mm: int8 x goes with int8 values, got {values.dtype} values"
+            )
     if values.dtype == torch.int8:  # W[n, :] = values * scales[n]
-        check_dtype(op, "x", x, (*FLOAT_DTYPES, torch.float64))
+        check_dtype(op, "x", x, (*FLOAT_DTYPES, torch.float64, torch.int8))
         check(scales is not None, op, "int8 values need scales (one per output channel, [N])")
         check_dtype(op, "scales", scales, (torch.float32,))
         check_shape(op, "scales", scales, [N], "one scale per output channel")
@@ -81,9 +101,21 @@ def _check_mm(x, values, crow, col, bias, scales=None) -> int:
 # --- fake impls -------------------------------------------------------------------------------
 
 
-def _mm_fake(x, values, crow, col, bias=None, t_crow=None, t_blocks=None, scales=None):
-    N = _check_mm(x, values, crow, col, bias, scales)
-    return x.new_empty((*x.shape[:-1], N))
+def _mm_fake(
+    x, values, crow, col, bias=None, t_crow=None, t_blocks=None, scales=None, x_scales=None
+):
+    N = _check_mm(x, values, crow, col, bias, scales, x_scales)
+    return x.new_empty((*x.shape[:-1], N), dtype=_out_dtype(x))
+
+
+def _out_dtype(x):
+    """x's dtype; fp32 for int8 x (W8A8)."""
+    return torch.float32 if x.dtype == torch.int8 else x.dtype
+
+
+def _dequantize_x(x, x_scales):
+    """W8A8 off the int8 path: x * x_scales in fp32 (exact: an int8 times an fp32 scale)."""
+    return x.float() * x_scales[..., None] if x.dtype == torch.int8 else x
 
 
 def _mm_t_fake(dy, values, t_crow, t_blocks):
@@ -127,8 +159,11 @@ def dequantize_blocks(values, scales, crow, dtype=torch.float32):
     return values.to(dtype) * s[:, :, None]
 
 
-def bsr_mm_torch(x, values, crow, col, bias=None, t_crow=None, t_blocks=None, scales=None):
-    N = _check_mm(x, values, crow, col, bias, scales)
+def bsr_mm_torch(
+    x, values, crow, col, bias=None, t_crow=None, t_blocks=None, scales=None, x_scales=None
+):
+    N = _check_mm(x, values, crow, col, bias, scales, x_scales)
+    x = _dequantize_x(x, x_scales)
     values = dequantize_blocks(values, scales, crow)
     nnz, bn, bk = values.shape
     K = x.shape[-1]
@@ -211,8 +246,12 @@ def _run(op: str, device, M: int, bn: int, bk: int, dtype, shape: tuple, launch)
     return launch(cfg)
 
 
-def bsr_mm_triton(x, values, crow, col, bias=None, t_crow=None, t_blocks=None, scales=None):
-    N = _check_mm(x, values, crow, col, bias, scales)
+def bsr_mm_triton(
+    x, values, crow, col, bias=None, t_crow=None, t_blocks=None, scales=None, x_scales=None
+):
+    """int8 x (W8A8) runs as x * x_scales in fp32 against the int8 blocks (no int8 dot here)."""
+    N = _check_mm(x, values, crow, col, bias, scales, x_scales)
+    x = _dequantize_x(x, x_scales)
     nnz, bn, bk = values.shape
     K = x.shape[-1]
     x2 = x.reshape(math.prod(x.shape[:-1]), K).contiguous()
@@ -302,7 +341,7 @@ TRITON_IMPLS = {"bsr_mm": bsr_mm_triton, "bsr_mm_t": bsr_mm_t_triton, "bsr_sddmm
 
 
 def _mm_setup(ctx, inputs, output):
-    x, values, crow, col, bias, t_crow, t_blocks, scales = inputs
+    x, values, crow, col, bias, t_crow, t_blocks, scales, _ = inputs  # int8 x: no gradient
     ctx.save_for_backward(x, values, crow, col, t_crow, t_blocks, scales)
     ctx.bias_dtype = None if bias is None else bias.dtype
 
@@ -325,12 +364,14 @@ def _mm_backward(ctx, grad):
         grad_v = torch.ops.greenops.bsr_sddmm(g2.to(x.dtype), x2, crow, col, bn, bk)
     if ctx.bias_dtype is not None and ctx.needs_input_grad[4]:
         grad_b = g2.float().sum(0).to(ctx.bias_dtype)
-    return grad_x, grad_v, None, None, grad_b, None, None, None
+    return grad_x, grad_v, None, None, grad_b, None, None, None, None
 
 
-def bsr_mm_cuda(x, values, crow, col, bias=None, t_crow=None, t_blocks=None, scales=None):
+def bsr_mm_cuda(
+    x, values, crow, col, bias=None, t_crow=None, t_blocks=None, scales=None, x_scales=None
+):
     """The CUDA C++ forward (tensor cores; fp16/bf16 values, blocks of 32 or 64)."""
-    _check_mm(x, values, crow, col, bias, scales)
+    _check_mm(x, values, crow, col, bias, scales, x_scales)
     return _ext.load().bsr_mm_cuda(x, values, crow, col, bias)
 
 
