@@ -38,12 +38,14 @@ def bsr_mm_kernel(
     order_ptr,
     bias_ptr,
     scale_ptr,
+    x_scale_ptr,
     out_ptr,
     M,
     N,
     K,
     HAS_BIAS: tl.constexpr,
     HAS_SCALES: tl.constexpr,
+    INT8_X: tl.constexpr,
     IEEE: tl.constexpr,
     UPCAST: tl.constexpr,
     BN: tl.constexpr,
@@ -52,14 +54,18 @@ def bsr_mm_kernel(
 ):
     """out [M, N] = x [M, K] @ W.T (+ bias): program (m-block, block row order[j]). HAS_SCALES: int8
     blocks, W[n, :] = values * scale[n] (converted to x's dtype in registers, the scale applied
-    to the fp32 sum)."""
+    to the fp32 sum). INT8_X (with HAS_SCALES): int8 x too (W8A8), an int8 dot into int32, then
+    times x_scale[m] * scale[n] in fp32."""
     pid_m = tl.program_id(0)
     r = tl.load(order_ptr + tl.program_id(1))
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_i = tl.arange(0, BN)
     offs_k = tl.arange(0, BK)
     mask_m = offs_m < M
-    acc = tl.zeros((BLOCK_M, BN), dtype=tl.float32)
+    if INT8_X:
+        acc = tl.zeros((BLOCK_M, BN), dtype=tl.int32)
+    else:
+        acc = tl.zeros((BLOCK_M, BN), dtype=tl.float32)
     b0 = tl.load(crow_ptr + r)
     b1 = tl.load(crow_ptr + r + 1)
     for b in range(b0, b1):
@@ -71,9 +77,11 @@ def bsr_mm_kernel(
         )
         # V_b transposed: [BK, BN], element (k, i) = values[b, i, k]
         vt = tl.load(v_ptr + b * (BN * BK) + offs_i[None, :] * BK + offs_k[:, None])
-        if HAS_SCALES:  # through fp32: the interpreter's int8 -> bf16 is wrong (Triton 3.9)
+        if HAS_SCALES and not INT8_X:  # via fp32: the interpreter's int8 -> bf16 is wrong (3.9)
             vt = vt.to(tl.float32).to(x.dtype)
         acc = _dot(x, vt, acc, IEEE, UPCAST)
+    if INT8_X:
+        acc = acc.to(tl.float32) * tl.load(x_scale_ptr + offs_m, mask=mask_m, other=0.0)[:, None]
     if HAS_SCALES:
         acc *= tl.load(scale_ptr + r * BN + offs_i)[None, :]
     if HAS_BIAS:

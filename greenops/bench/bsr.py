@@ -1,7 +1,7 @@
 """Block-sparse benchmark cases: greenops.bsr_mm against dense torch.matmul (same dtype) and
-torch's own BSR matmul (W.to_sparse_bsr(...) @ x.T), on one pruned weight per case set; on CPU
-also W8A8 (int8 x and blocks) against torch's dense int8 GEMM (torch._int_mm) with the same
-per-row quantization of x."""
+torch's own BSR matmul (W.to_sparse_bsr(...) @ x.T), on one pruned weight per case set; also
+W8A8 (int8 x and blocks) against torch's dense int8 GEMM (torch._int_mm) with the same per-row
+quantization of x."""
 
 from __future__ import annotations
 
@@ -56,25 +56,25 @@ def cases(s: SparseShape, device: str) -> list[Case]:
         case("greenops.bsr_mm", lambda: bsr_mm(x, sw), False, "dense_matmul"),
         case("greenops.bsr_mm_int8", lambda: bsr_mm(x, q), False, "dense_matmul", w_esz=1),
     ]
-    if device == "cpu":  # W8A8 (x quantized per row in the call, as BlockSparseLinear does)
-        quant = torch.ops.greenops.quantize_int8
-        w_q, w_s = quant(w, -1)
-        w_qt = w_q.t()
+    # W8A8: x quantized per row in the call, as BlockSparseLinear(int8_act=True) does
+    quant = torch.ops.greenops.quantize_int8
+    w_q, w_s = quant(w, -1)
+    w_qt = w_q.t()
 
-        def w8a8():
-            x_q, x_s = quant(x, -1)
-            return bsr_mm(x_q, q, x_scales=x_s)
+    def w8a8():
+        x_q, x_s = quant(x, -1)
+        return bsr_mm(x_q, q, x_scales=x_s)
 
-        def int_mm():  # torch's dense W8A8: its int8 GEMM (oneDNN) between the same scalings
-            x_q, x_s = quant(x, -1)
-            return torch._int_mm(x_q, w_qt) * x_s[:, None] * w_s
+    def int_mm():  # torch's dense W8A8: its int8 GEMM (oneDNN / cuBLASLt), the same scalings
+        x_q, x_s = quant(x, -1)
+        return torch._int_mm(x_q, w_qt) * x_s[:, None] * w_s
 
-        out.append(case("greenops.bsr_mm_w8a8", w8a8, False, "torch_int_mm", 1, 1, "int8"))
-        try:
-            int_mm()
-            out.append(case("torch_int_mm", int_mm, True, None, 1, 1, "int8"))
-        except RuntimeError:  # shapes its kernel does not take
-            pass
+    out.append(case("greenops.bsr_mm_w8a8", w8a8, False, "torch_int_mm", 1, 1, "int8"))
+    try:
+        int_mm()
+        out.append(case("torch_int_mm", int_mm, True, None, 1, 1, "int8"))
+    except RuntimeError:  # shapes its kernel does not take (CUDA: M <= 16)
+        pass
     if (
         device != "cpu" and "bsr_mm" in _backend.CUDA_CPP and b in (32, 64)
     ):  # the CUDA C++ forward too

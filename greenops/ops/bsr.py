@@ -249,14 +249,16 @@ def _run(op: str, device, M: int, bn: int, bk: int, dtype, shape: tuple, launch)
 def bsr_mm_triton(
     x, values, crow, col, bias=None, t_crow=None, t_blocks=None, scales=None, x_scales=None
 ):
-    """int8 x (W8A8) runs as x * x_scales in fp32 against the int8 blocks (no int8 dot here)."""
+    """int8 x (W8A8): an int8 dot into int32 for blocks of 32 or more along K (int8 tensor-core
+    MMAs take 32 k's); 16-wide blocks run as x * x_scales in fp32 against the int8 blocks."""
     N = _check_mm(x, values, crow, col, bias, scales, x_scales)
-    x = _dequantize_x(x, x_scales)
     nnz, bn, bk = values.shape
+    if bk < 32:
+        x, x_scales = _dequantize_x(x, x_scales), None
     K = x.shape[-1]
     x2 = x.reshape(math.prod(x.shape[:-1]), K).contiguous()
     M = x2.shape[0]
-    out = torch.empty(M, N, dtype=x.dtype, device=x.device)
+    out = torch.empty(M, N, dtype=_out_dtype(x), device=x.device)
     if M and N:
         args = (
             x2,
@@ -266,12 +268,19 @@ def bsr_mm_triton(
             longest_first(crow),
             out if bias is None else bias.contiguous(),
             out if scales is None else scales.contiguous(),
+            out if x_scales is None else x_scales.reshape(M).contiguous(),
             out,
             M,
             N,
             K,
         )
-        flags = dict(HAS_BIAS=bias is not None, HAS_SCALES=scales is not None, BN=bn, BK=bk)
+        flags = dict(
+            HAS_BIAS=bias is not None,
+            HAS_SCALES=scales is not None,
+            INT8_X=x_scales is not None,
+            BN=bn,
+            BK=bk,
+        )
         flags.update(_flags(x.dtype))
 
         def launch(cfg):
