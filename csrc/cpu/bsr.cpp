@@ -6,10 +6,15 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <tuple>
 #include <utility>
 #include <vector>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "bsr_checks.h"
 #include "bsr_kernels.h"
@@ -52,10 +57,28 @@ void parallel_balanced(const int64_t* ptr, int64_t n, int64_t work_per_nnz, cons
 
 // Scratch for the per-call packed copy of x / dy: kept per thread and reused while large
 // enough, so that each call does not fault in fresh pages (an mmap'ed 4 MB buffer per call).
+// 2 MiB-aligned and, on Linux, backed by huge pages where the kernel allows (THP "madvise"
+// here): the kernels jump between blocks' strips all over it, and with 4 KiB pages the TLB
+// misses cost 5-6% (M = 256, 4096^2, 32x32 blocks, 50% and 90% sparsity, single-threaded A/B).
 float* scratch(int64_t n) {
-  thread_local std::vector<float> buf;
-  if (int64_t(buf.size()) < n) buf.resize(n);
-  return buf.data();
+  struct Buffer {
+    float* p = nullptr;
+    int64_t n = 0;
+    ~Buffer() { std::free(p); }
+  };
+  thread_local Buffer buf;
+  if (buf.n < n) {
+    constexpr size_t kHuge = size_t(1) << 21;
+    const size_t bytes = (size_t(n) * sizeof(float) + kHuge - 1) / kHuge * kHuge;
+    std::free(buf.p);
+    buf.p = static_cast<float*>(std::aligned_alloc(kHuge, bytes));
+    TORCH_CHECK(buf.p, "greenops.bsr: out of memory for a ", bytes, "-byte scratch buffer");
+    buf.n = int64_t(bytes / sizeof(float));
+#if defined(__linux__)
+    madvise(buf.p, bytes, MADV_HUGEPAGE);  // advice only: ignored where THP is off
+#endif
+  }
+  return buf.p;
 }
 
 kb::Transpose16Fn transpose16() { return avx512() ? kb::transpose16_avx512 : kb::transpose16_scalar; }
