@@ -28,7 +28,15 @@ namespace kb = cpu::bsr;
 
 bool avx512() {
 #if defined(__x86_64__)
-  return cpu::active_isa() == cpu::Isa::Avx512Vnni;
+  return cpu::active_isa() >= cpu::Isa::Avx512Vnni;
+#else
+  return false;
+#endif
+}
+
+bool amx() {
+#if defined(__x86_64__)
+  return cpu::active_isa() == cpu::Isa::Avx512Amx;
 #else
   return false;
 #endif
@@ -221,6 +229,57 @@ const uint8_t* pack_w8a8(const at::Tensor& xq, int64_t mp) {
 at::Tensor bsr_mm_w8a8(const at::Tensor& x, const at::Tensor& xs, const at::Tensor& values, const at::Tensor& crow,
                        const at::Tensor& col, const std::optional<at::Tensor>& bias, const at::Tensor& scales, int64_t R);
 
+// bf16 or int8 x [M, K] -> the AMX tiles' B layout (AmxArgs), mp (a multiple of 32) rows, those
+// past M zero.
+const uint8_t* pack_amx(const at::Tensor& x, int64_t mp) {
+  const int64_t M = x.size(0), row_bytes = x.size(1) * x.element_size(), lanes = row_bytes / 4;
+  thread_local std::vector<uint8_t> buf;
+  if (int64_t(buf.size()) < mp * row_bytes) buf.resize(mp * row_bytes);
+  const uint8_t* src = static_cast<const uint8_t*>(x.data_ptr());
+  uint8_t* dst = buf.data();
+  at::parallel_for(0, mp / 16, 1, [&](int64_t g0, int64_t g1) {
+    for (int64_t g = g0; g < g1; ++g) {
+      uint8_t* d = dst + g * lanes * 64;
+      for (int64_t i = 0; i < 16; ++i) {
+        const int64_t m = g * 16 + i;
+        for (int64_t r = 0; r < lanes; ++r) {
+          uint32_t v = 0;
+          if (m < M) std::memcpy(&v, src + m * row_bytes + r * 4, 4);
+          std::memcpy(d + r * 64 + i * 4, &v, 4);
+        }
+      }
+    }
+  });
+  return dst;
+}
+
+// out fp32 [M, N] by the AMX kernel (bf16 x and values, or int8 both with xs [M]).
+at::Tensor bsr_mm_amx(const at::Tensor& x2, const at::Tensor& xs, const at::Tensor& values, const at::Tensor& crow,
+                      const at::Tensor& col, const std::optional<at::Tensor>& bias, const at::Tensor& scales,
+                      int64_t N) {
+  const int64_t M = x2.size(0), K = x2.size(1), bn = values.size(1), bk = values.size(2);
+  const bool int8 = values.scalar_type() == at::kChar;
+  const int64_t mp = (M + 31) / 32 * 32;
+  at::Tensor out = at::empty({M, N}, x2.options().dtype(at::kFloat));
+  at::Tensor xsp;
+  if (int8) {
+    xsp = at::zeros({mp}, xs.options());
+    xsp.narrow(0, 0, M).copy_(xs.reshape({M}));
+  }
+  const at::Tensor v = values.contiguous(), cr = crow.contiguous(), cc = col.contiguous();
+  const at::Tensor sc = int8 ? scales.contiguous() : at::Tensor();
+  const at::Tensor b = bias.has_value() ? bias->to(at::kFloat).contiguous() : at::Tensor();
+  const kb::AmxArgs args{pack_amx(x2, mp), static_cast<const uint8_t*>(v.data_ptr()),
+                         int8 ? sc.data_ptr<float>() : nullptr, int8 ? xsp.data_ptr<float>() : nullptr,
+                         cr.data_ptr<int64_t>(), cc.data_ptr<int64_t>(), b.defined() ? b.data_ptr<float>() : nullptr,
+                         out.data_ptr<float>(), transpose16(), mp, {M, N, K, bn, bk}, int8};
+#if defined(__x86_64__)
+  parallel_balanced(cr.data_ptr<int64_t>(), N / bn, M * bn * bk / 8,
+                    [&](int64_t r0, int64_t r1) { kb::forward_amx(args, r0, r1); });
+#endif
+  return out;
+}
+
 at::Tensor bsr_mm_cpu(const at::Tensor& x, const at::Tensor& values, const at::Tensor& crow,
                       const at::Tensor& col, const std::optional<at::Tensor>& bias,
                       const std::optional<at::Tensor>& t_crow, const std::optional<at::Tensor>& t_blocks,
@@ -244,6 +303,13 @@ at::Tensor bsr_mm_cpu(const at::Tensor& x, const at::Tensor& values, const at::T
     at::Tensor out = bsr_mm_f64(x.reshape({rows_of(x), K}), v, crow, col, R);
     if (bias.has_value()) out = out + bias->to(at::kDouble);
     return out.view(out_shape(x, N));
+  }
+  if (amx() && x.scalar_type() == at::kBFloat16 && values.scalar_type() == at::kBFloat16 &&
+      rows_of(x) > kb::kDotMaxRows && N > 0) {  // bf16 tiles, fp32 sums
+    const at::Tensor x2 = x.reshape({rows_of(x), K}).contiguous();
+    return bsr_mm_amx(x2, at::Tensor(), values, crow, col, bias, at::Tensor(), N)
+        .to(x.scalar_type())
+        .view(out_shape(x, N));
   }
   const at::Tensor x2 = x.reshape({rows_of(x), K}).to(at::kFloat).contiguous();
   const int64_t M = x2.size(0);
@@ -303,8 +369,9 @@ at::Tensor bsr_mm_w8a8(const at::Tensor& x, const at::Tensor& xs, const at::Tens
     const at::Tensor xf = x2.to(at::kFloat) * s2.unsqueeze(1);
     return bsr_mm_cpu(xf, values, crow, col, bias, std::nullopt, std::nullopt, scales, std::nullopt).view(shape);
   }
+  if (N == 0) return at::empty({M, N}, x.options().dtype(at::kFloat)).view(shape);
+  if (amx()) return bsr_mm_amx(x2, s2, values, crow, col, bias, scales, N).view(shape);
   at::Tensor out = at::empty({M, N}, x.options().dtype(at::kFloat));
-  if (N == 0) return out.view(shape);
   const int64_t mp = (M + 15) / 16 * 16;
   at::Tensor xsp = at::zeros({mp}, s2.options());
   xsp.narrow(0, 0, M).copy_(s2);

@@ -94,6 +94,25 @@ struct W8A8Args {
   Dims d;
 };
 
+// AMX (bsr_amx.cpp, Isa::Avx512Amx): bf16 x and blocks, or int8 x and blocks (W8A8). x is packed
+// per call for the tiles' B operand: group g of 16 rows of x (rows past M zero), its row r the 4
+// bytes r*4 .. r*4+3 of each of the 16 rows (2 bf16 or 4 int8 k's a lane), at xp + (g * K * esz
+// / 4 + r) * 64; mp a multiple of 32. The blocks are read as stored.
+struct AmxArgs {
+  const uint8_t* xp;
+  const uint8_t* values;  // [nnz, bn, bk] bf16 or int8
+  const float* scales;  // int8: [N]
+  const float* xs;  // int8: [mp], x's row scales, zero past M
+  const int64_t* crow;
+  const int64_t* col;
+  const float* bias;  // [N] or null
+  float* out;  // [M, N] fp32
+  Transpose16Fn transpose16;
+  int64_t mp;
+  Dims d;
+  bool int8;
+};
+
 // Width of the strip of output columns (M) starting `left` columns before the end (a multiple
 // of 16): 64, then 32, then 16. The forward and dX kernels read x / dy transposed and packed
 // in such strips: strip m0 of width w is [rows, w] contiguous, starting at element m0 * rows.
@@ -116,10 +135,31 @@ constexpr int64_t kBnMinRows = 1024;
   void backward_x_##isa(const BackwardXArgs& a, int64_t c_begin, int64_t c_end);    \
   void sddmm_##isa(const SddmmArgs& a, int64_t b_begin, int64_t b_end);
 
+// ot [rows, mp] (a result made transposed, rows a multiple of 16) -> dst[m * ldd + i], m < M.
+// static: each ISA's translation unit keeps its own copy (an inline one merged across them could
+// carry another file's instructions).
+static inline void store_transposed(const float* ot, int64_t rows, int64_t mp, int64_t M, float* dst,
+                             int64_t ldd, Transpose16Fn tr) {
+  for (int64_t m0 = 0; m0 < M; m0 += 16) {
+    for (int64_t i0 = 0; i0 < rows; i0 += 16) {
+      if (m0 + 16 <= M) {
+        // The lines the next block row (column block) will write, taken for writing now: they
+        // are a whole row of out apart, so no streamer brings them (~4% at 90% sparsity).
+        for (int64_t m = m0; m < m0 + 16; ++m) __builtin_prefetch(dst + m * ldd + i0 + rows, 1, 3);
+        tr(ot + i0 * mp + m0, mp, dst + m0 * ldd + i0, ldd);
+        continue;
+      }
+      for (int64_t m = m0; m < M; ++m)
+        for (int64_t i = i0; i < i0 + 16; ++i) dst[m * ldd + i] = ot[i * mp + m];
+    }
+  }
+}
+
 GREENOPS_BSR_KERNELS(scalar)
 #if defined(__x86_64__)
 GREENOPS_BSR_KERNELS(avx512)
 void forward_w8a8_avx512(const W8A8Args& a, int64_t r_begin, int64_t r_end);
+void forward_amx(const AmxArgs& a, int64_t r_begin, int64_t r_end);
 #endif
 #undef GREENOPS_BSR_KERNELS
 

@@ -171,24 +171,6 @@ inline const float* row_blocks(const ForwardArgs& a, int64_t R_, bool transposed
   return buf.data() - b0 * bs;
 }
 
-// ot [rows, mp] (a result made transposed, rows a multiple of 16) -> dst[m * ldd + i], m < M.
-inline void store_transposed(const float* ot, int64_t rows, int64_t mp, int64_t M, float* dst,
-                             int64_t ldd, Transpose16Fn tr) {
-  for (int64_t m0 = 0; m0 < M; m0 += 16) {
-    for (int64_t i0 = 0; i0 < rows; i0 += 16) {
-      if (m0 + 16 <= M) {
-        // The lines the next block row (column block) will write, taken for writing now: they
-        // are a whole row of out apart, so no streamer brings them (~4% at 90% sparsity).
-        for (int64_t m = m0; m < m0 + 16; ++m) __builtin_prefetch(dst + m * ldd + i0 + rows, 1, 3);
-        tr(ot + i0 * mp + m0, mp, dst + m0 * ldd + i0, ldd);
-        continue;
-      }
-      for (int64_t m = m0; m < M; ++m)
-        for (int64_t i = i0; i < i0 + 16; ++i) dst[m * ldd + i] = ot[i * mp + m];
-    }
-  }
-}
-
 // Forward, M along the vector lanes, for block rows [r_begin, r_end): each block row's outT
 // [bn, mp] in a per-thread buffer, then into out while in cache (a separate pass over the
 // whole outT [N, mp] afterwards cost ~0.5 ms at M = 256, N = 4096: a tenth of a 90%-sparse call).

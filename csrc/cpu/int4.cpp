@@ -32,6 +32,7 @@ struct Kernels {
 Kernels kernels() {
   switch (cpu::active_isa()) {
 #if defined(__x86_64__)
+    case cpu::Isa::Avx512Amx:  // no AMX kernel of its own
     case cpu::Isa::Avx512Vnni: return {k4::gemv_avx512, k4::dequantize_rows_avx512};
     case cpu::Isa::Avx2: return {k4::gemv_avx2, k4::dequantize_rows_avx2};
 #endif
@@ -54,7 +55,7 @@ const float* ptr_or_null(const at::Tensor& t) { return t.defined() ? t.data_ptr<
 std::optional<at::Tensor> fixed_gemv(const at::Tensor& x2, const at::Tensor& p, const at::Tensor& s,
                                      const at::Tensor& z, int64_t group, const std::optional<at::Tensor>& bias,
                                      int64_t N) {
-  const bool vnni = cpu::active_isa() == cpu::Isa::Avx512Vnni;
+  const bool vnni = cpu::active_isa() >= cpu::Isa::Avx512Vnni;
   const auto to_fixed = vnni ? k4::to_fixed_avx512 : k4::to_fixed_scalar;
   const auto gemv = vnni ? k4::gemv_fixed_avx512 : k4::gemv_fixed_avx2;
   const int64_t M = x2.size(0), K = x2.size(1), G = K / group, chunks = k4::fixed_chunks(K);

@@ -268,7 +268,8 @@ def default_backend(op: str, device: torch.device) -> str:
 
 @contextlib.contextmanager
 def use_cpu_isa(name: str) -> Iterator[None]:
-    """Caps the CPU kernels' ISA path for the block: "avx512_vnni", "avx2" or "scalar" (each
+    """Caps the CPU kernels' ISA path for the block: "avx512_amx" (AVX-512 VNNI with AMX tiles:
+    block-sparse bf16 and W8A8 kernels), "avx512_vnni", "avx2" or "scalar" (each
     must be supported by this CPU; "auto" = the detected best). Process-wide, not per thread:
     for tests and benchmarks that compare paths, not for production code."""
     from .. import _ext

@@ -18,7 +18,7 @@ quantize = torch.ops.greenops.quantize_int8
 
 
 @pytest.fixture(
-    params=[f"cpp-{i}" for i in cpu_isas()]
+    params=[f"cpp-{i}" for i in cpu_isas(amx=True)]
     + ["torch", pytest.param("triton", marks=[pytest.mark.cuda] if HAS_CUDA else [])]
 )
 def impl(request):

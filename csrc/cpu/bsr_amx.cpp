@@ -1,0 +1,131 @@
+// AMX block-sparse forward (Isa::Avx512Amx; entered after run-time detection and the OS's
+// permission): bf16 x and blocks (fp32 sums, tdpbf16ps) or int8 x and blocks (W8A8, int32 sums,
+// tdpbssd). A tile product is C[16 x 16] += A[16 rows x 64 bytes] . B[rows x 64 bytes], B in
+// pairs (bf16) or quads (int8) of k's per 4-byte lane. Here A = 16 rows of a block (the weights
+// as stored: no repacking of the weight), B = 16 rows of x, packed once per call into that
+// layout by pack_amx; so C = 16 output channels x 16 rows of x, the result made transposed as in
+// the float kernels and turned into out's columns while in cache.
+#if defined(__x86_64__)
+#pragma GCC target("amx-tile,amx-int8,amx-bf16,avx512f,avx512bw,avx512vl,avx512dq,fma")
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "bsr_kernels.h"
+
+namespace greenops::cpu::bsr {
+namespace {
+
+struct alignas(64) TileConfig {
+  uint8_t palette = 1, start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+// Tiles 0-3: C (16 x 16 fp32 / int32); 4, 5: A (16 block rows x kc k's); 6, 7: B (kc k's of 16
+// rows of x, 4 bytes a lane).
+TileConfig config(int64_t kc_bytes) {
+  TileConfig c;
+  for (int t = 0; t < 4; ++t) c.rows[t] = 16, c.colsb[t] = 64;
+  for (int t = 4; t < 6; ++t) c.rows[t] = 16, c.colsb[t] = uint16_t(kc_bytes);
+  for (int t = 6; t < 8; ++t) c.rows[t] = uint8_t(kc_bytes / 4), c.colsb[t] = 64;
+  return c;
+}
+
+// C tiles for two 16-row groups of x (B tiles 6, 7) and one (NA = 1) or two (A tiles 4, 5)
+// 16-row slices of the block row, over all its blocks and k-steps; stored to ot [bn, mp] at
+// (n0, m0).
+template <int NA, bool kInt8>
+void tile_pair(const AmxArgs& a, int64_t R_, int64_t n0, int64_t m0, int32_t* ot) {
+  const Dims& d = a.d;
+  const int64_t esz = kInt8 ? 1 : 2, kc = std::min<int64_t>(d.bk, 64 / esz), lda = d.bk * esz;
+  const int64_t xrows = d.K * esz / 4;  // B rows (4 bytes a lane) per group of 16 rows of x
+  _tile_zero(0);
+  _tile_zero(1);
+  if (NA == 2) {
+    _tile_zero(2);
+    _tile_zero(3);
+  }
+  const uint8_t* x0 = a.xp + (m0 / 16) * xrows * 64;
+  for (int64_t b = a.crow[R_]; b < a.crow[R_ + 1]; ++b) {
+    const uint8_t* w = a.values + (b * d.bn + n0) * lda;
+    const uint8_t* xb = x0 + a.col[b] * d.bk * esz / 4 * 64;
+    for (int64_t s = 0; s < d.bk; s += kc) {
+      _tile_loadd(4, w + s * esz, lda);
+      _tile_loadd(6, xb + s * esz / 4 * 64, 64);
+      _tile_loadd(7, xb + xrows * 64 + s * esz / 4 * 64, 64);
+      if (NA == 2) _tile_loadd(5, w + 16 * lda + s * esz, lda);
+      if (kInt8) {
+        _tile_dpbssd(0, 4, 6);
+        _tile_dpbssd(1, 4, 7);
+        if (NA == 2) {
+          _tile_dpbssd(2, 5, 6);
+          _tile_dpbssd(3, 5, 7);
+        }
+      } else {
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        if (NA == 2) {
+          _tile_dpbf16ps(2, 5, 6);
+          _tile_dpbf16ps(3, 5, 7);
+        }
+      }
+    }
+  }
+  const int64_t ld = a.mp * 4;
+  int32_t* o = ot + n0 * a.mp + m0;
+  _tile_stored(0, o, ld);
+  _tile_stored(1, o + 16, ld);
+  if (NA == 2) {
+    _tile_stored(2, o + 16 * a.mp, ld);
+    _tile_stored(3, o + 16 * a.mp + 16, ld);
+  }
+}
+
+template <bool kInt8>
+void forward(const AmxArgs& a, int64_t r_begin, int64_t r_end) {
+  const Dims& d = a.d;
+  const TileConfig cfg = config(std::min<int64_t>(d.bk * (kInt8 ? 1 : 2), 64));
+  _tile_loadconfig(&cfg);
+  thread_local std::vector<int32_t> ot;
+  ot.resize(d.bn * a.mp);
+  float* of = reinterpret_cast<float*>(ot.data());  // the sums, then the results, in place
+  for (int64_t R_ = r_begin; R_ < r_end; ++R_) {
+    for (int64_t m0 = 0; m0 < a.mp; m0 += 32) {
+      int64_t n0 = 0;
+      for (; n0 + 32 <= d.bn; n0 += 32) tile_pair<2, kInt8>(a, R_, n0, m0, ot.data());
+      if (n0 < d.bn) tile_pair<1, kInt8>(a, R_, n0, m0, ot.data());  // bn = 16
+    }
+    for (int64_t i = 0; i < d.bn; ++i) {  // scales and bias, 16 rows of x at a time
+      const int64_t n = R_ * d.bn + i;
+      const __m512 bias = _mm512_set1_ps(a.bias ? a.bias[n] : 0.f);
+      const __m512 sw = _mm512_set1_ps(kInt8 ? a.scales[n] : 1.f);
+      for (int64_t m = 0; m < a.mp; m += 16) {
+        float* o = of + i * a.mp + m;
+        if (kInt8) {
+          const __m512 sum = _mm512_cvtepi32_ps(_mm512_loadu_si512(ot.data() + i * a.mp + m));
+          _mm512_storeu_ps(o, _mm512_fmadd_ps(sum, _mm512_mul_ps(_mm512_loadu_ps(a.xs + m), sw), bias));
+        } else {
+          _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), bias));
+        }
+      }
+    }
+    store_transposed(of, d.bn, a.mp, d.M, a.out + R_ * d.bn, d.N, a.transpose16);
+  }
+  _tile_release();
+}
+
+}  // namespace
+
+void forward_amx(const AmxArgs& a, int64_t r_begin, int64_t r_end) {
+  if (a.int8)
+    forward<true>(a, r_begin, r_end);
+  else
+    forward<false>(a, r_begin, r_end);
+}
+
+}  // namespace greenops::cpu::bsr
+#endif  // __x86_64__
