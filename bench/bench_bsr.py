@@ -3,6 +3,7 @@
     pytest bench/bench_bsr.py --benchmark-only
     greenops bench --ops bsr --shapes llm          # the same cases as one ratio table
     python bench/bench_bsr.py [--budget S]         # int8 blocks vs fp32 blocks vs dense, W8A8
+    python bench/bench_bsr.py --bf16               # bf16 x and blocks vs dense bf16
 
 Shapes: N = K = 4096; M in {1, 256, 2048}; sparsity 50 / 75 / 90%; blocks 32 and 64
 (greenops/bench/bsr.py). Baselines in the same run: dense torch.matmul in the same dtype and
@@ -13,6 +14,7 @@ the same quantization.
 
 import pytest
 
+import greenops
 from greenops.bench import shapes_for
 from greenops.bench.bsr import cases
 from greenops.bench.core import pytest_benchmark_case
@@ -63,9 +65,43 @@ def int8_table(budget_s: float = 3.0, ms=(1, 4, 256)) -> str:
     return "\n".join(lines)
 
 
+def bf16_table(budget_s: float = 3.0, ms=(1, 256, 2048)) -> str:
+    """bf16 x and blocks (AMX tiles where the CPU has them) against dense bf16 torch.matmul (AMX
+    through oneDNN here), timed in the same rounds."""
+    import torch
+
+    from greenops.bench.core import Case, time_cases
+    from greenops.sparse import BlockSparseWeight, bsr_mm
+
+    lines = [
+        f"CPU path {greenops._ext.load().cpu_isa()}",
+        "| M, block, sparsity | dense bf16 ms | ours bf16 ms | x dense bf16 |",
+        "|---|---:|---:|---:|",
+    ]
+    torch.manual_seed(0)
+    w = torch.randn(4096, 4096)
+    for M in ms:
+        x = torch.randn(M, 4096).bfloat16()
+        for b in (32, 64):
+            for sp in (0.5, 0.9):
+                sw = BlockSparseWeight.from_dense(w, (b, b), sparsity=sp).to(dtype=torch.bfloat16)
+                wd = sw.to_dense()
+                cs = [
+                    Case("bsr", "dense", lambda x=x, wd=wd: x @ wd.T, 0, 0, "bf16", True),
+                    Case("bsr", "ours", lambda x=x, sw=sw: bsr_mm(x, sw), 0, 0, "bf16", False),
+                ]
+                t = time_cases(cs, "cpu", budget_s)
+                d, o = t["dense"] * 1e3, t["ours"] * 1e3
+                lines.append(f"| M={M}, b{b}, {sp:.0%} | {d:.2f} | {o:.2f} | {d / o:.2f} |")
+                print(lines[-1], flush=True)
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     import argparse
 
-    ap = argparse.ArgumentParser(description="int8 blocks vs fp32 blocks vs dense, W8A8 (CPU)")
+    ap = argparse.ArgumentParser(description="block-sparse tables on CPU: int8 / W8A8, or bf16")
     ap.add_argument("--budget", type=float, default=3.0, help="seconds per shape")
-    int8_table(ap.parse_args().budget)
+    ap.add_argument("--bf16", action="store_true", help="bf16 x and blocks vs dense bf16 instead")
+    args = ap.parse_args()
+    (bf16_table if args.bf16 else int8_table)(args.budget)
