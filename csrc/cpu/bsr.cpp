@@ -198,7 +198,7 @@ at::Tensor dequantize_blocks(const at::Tensor& values, const at::Tensor& scales,
   return values.to(dtype) * s.unsqueeze(2);
 }
 
-// int8 x [M, K] -> x + 128 as bytes, packed in strips of 4 k's a lane (W8A8Args), rows past M
+// int8 x [M, K] -> x + 128 as bytes, packed in strips of 4 k's a lane (PackedArgs), rows past M
 // 128 (x = 0).
 const uint8_t* pack_w8a8(const at::Tensor& xq, int64_t mp) {
   const int64_t M = xq.size(0), K = xq.size(1);
@@ -229,7 +229,7 @@ const uint8_t* pack_w8a8(const at::Tensor& xq, int64_t mp) {
 at::Tensor bsr_mm_w8a8(const at::Tensor& x, const at::Tensor& xs, const at::Tensor& values, const at::Tensor& crow,
                        const at::Tensor& col, const std::optional<at::Tensor>& bias, const at::Tensor& scales, int64_t R);
 
-// bf16 or int8 x [M, K] -> the AMX tiles' B layout (AmxArgs), mp (a multiple of 32) rows, those
+// bf16 or int8 x [M, K] -> the AMX tiles' B layout (PackedArgs), mp (a multiple of 32) rows, those
 // past M zero.
 const uint8_t* pack_amx(const at::Tensor& x, int64_t mp) {
   const int64_t M = x.size(0), row_bytes = x.size(1) * x.element_size(), lanes = row_bytes / 4;
@@ -269,7 +269,7 @@ at::Tensor bsr_mm_amx(const at::Tensor& x2, const at::Tensor& xs, const at::Tens
   const at::Tensor v = values.contiguous(), cr = crow.contiguous(), cc = col.contiguous();
   const at::Tensor sc = int8 ? scales.contiguous() : at::Tensor();
   const at::Tensor b = bias.has_value() ? bias->to(at::kFloat).contiguous() : at::Tensor();
-  const kb::AmxArgs args{pack_amx(x2, mp), static_cast<const uint8_t*>(v.data_ptr()),
+  const kb::PackedArgs args{pack_amx(x2, mp), static_cast<const uint8_t*>(v.data_ptr()),
                          int8 ? sc.data_ptr<float>() : nullptr, int8 ? xsp.data_ptr<float>() : nullptr,
                          cr.data_ptr<int64_t>(), cc.data_ptr<int64_t>(), b.defined() ? b.data_ptr<float>() : nullptr,
                          out.data_ptr<float>(), transpose16(), mp, {M, N, K, bn, bk}, int8};
@@ -377,9 +377,10 @@ at::Tensor bsr_mm_w8a8(const at::Tensor& x, const at::Tensor& xs, const at::Tens
   xsp.narrow(0, 0, M).copy_(s2);
   const at::Tensor v = values.contiguous(), sc = scales.contiguous(), cr = crow.contiguous(), cc = col.contiguous();
   const at::Tensor b = bias.has_value() ? bias->to(at::kFloat).contiguous() : at::Tensor();
-  const kb::W8A8Args args{pack_w8a8(x2, mp), xsp.data_ptr<float>(), v.data_ptr<int8_t>(), sc.data_ptr<float>(),
-                          cr.data_ptr<int64_t>(), cc.data_ptr<int64_t>(), b.defined() ? b.data_ptr<float>() : nullptr,
-                          out.data_ptr<float>(), transpose16(), mp, {M, N, K, bn, bk}};
+  const kb::PackedArgs args{pack_w8a8(x2, mp), static_cast<const uint8_t*>(v.data_ptr()), sc.data_ptr<float>(),
+                            xsp.data_ptr<float>(), cr.data_ptr<int64_t>(), cc.data_ptr<int64_t>(),
+                            b.defined() ? b.data_ptr<float>() : nullptr, out.data_ptr<float>(), transpose16(), mp,
+                            {M, N, K, bn, bk}, true};
 #if defined(__x86_64__)
   parallel_balanced(cr.data_ptr<int64_t>(), R, M * bn * bk / 4,
                     [&](int64_t r0, int64_t r1) { kb::forward_w8a8_avx512(args, r0, r1); });

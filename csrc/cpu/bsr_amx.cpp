@@ -39,7 +39,7 @@ TileConfig config(int64_t kc_bytes) {
 // 16-row slices of the block row, over all its blocks and k-steps; stored to ot [bn, mp] at
 // (n0, m0).
 template <int NA, bool kInt8>
-void tile_pair(const AmxArgs& a, int64_t R_, int64_t n0, int64_t m0, int32_t* ot) {
+void tile_pair(const PackedArgs& a, int64_t R_, int64_t n0, int64_t m0, int32_t* ot) {
   const Dims& d = a.d;
   const int64_t esz = kInt8 ? 1 : 2, kc = std::min<int64_t>(d.bk, 64 / esz), lda = d.bk * esz;
   const int64_t xrows = d.K * esz / 4;  // B rows (4 bytes a lane) per group of 16 rows of x
@@ -86,7 +86,7 @@ void tile_pair(const AmxArgs& a, int64_t R_, int64_t n0, int64_t m0, int32_t* ot
 }
 
 template <bool kInt8>
-void forward(const AmxArgs& a, int64_t r_begin, int64_t r_end) {
+void forward(const PackedArgs& a, int64_t r_begin, int64_t r_end) {
   const Dims& d = a.d;
   const TileConfig cfg = config(std::min<int64_t>(d.bk * (kInt8 ? 1 : 2), 64));
   _tile_loadconfig(&cfg);
@@ -120,7 +120,7 @@ void forward(const AmxArgs& a, int64_t r_begin, int64_t r_end) {
 
 }  // namespace
 
-void forward_amx(const AmxArgs& a, int64_t r_begin, int64_t r_end) {
+void forward_amx(const PackedArgs& a, int64_t r_begin, int64_t r_end) {
   if (a.int8)
     forward<true>(a, r_begin, r_end);
   else

@@ -93,7 +93,7 @@ void w8a8_rows(std::vector<const int8_t*>& wrow, const std::vector<const uint8_t
 
 }  // namespace
 
-void forward_w8a8_avx512(const W8A8Args& a, int64_t r_begin, int64_t r_end) {
+void forward_w8a8_avx512(const PackedArgs& a, int64_t r_begin, int64_t r_end) {
   const Dims& d = a.d;
   const int64_t bs = d.bn * d.bk;
   thread_local std::vector<int32_t> ot;
@@ -109,7 +109,7 @@ void forward_w8a8_avx512(const W8A8Args& a, int64_t r_begin, int64_t r_end) {
     blocks.clear();
     std::fill(wsum.begin(), wsum.end(), 0);
     for (int64_t b = b0; b < b1; ++b) {
-      const int8_t* v = a.values + b * bs;
+      const int8_t* v = reinterpret_cast<const int8_t*>(a.values) + b * bs;
       blocks.push_back(v);
       for (int64_t i = 0; i < d.bn; ++i) {
         int32_t sum = 0;  // a local: stores through wsum kept the loop scalar (int8 may alias)
@@ -121,7 +121,7 @@ void forward_w8a8_avx512(const W8A8Args& a, int64_t r_begin, int64_t r_end) {
     xb.resize(blocks.size());
     for (int64_t m0 = 0; m0 < a.mp;) {
       const int64_t w = strip_width(a.mp - m0);
-      for (size_t s = 0; s < blocks.size(); ++s) xb[s] = a.xq + m0 * d.K + a.col[b0 + s] * d.bk * w;
+      for (size_t s = 0; s < blocks.size(); ++s) xb[s] = a.xp + m0 * d.K + a.col[b0 + s] * d.bk * w;
       int32_t* o = ot.data() + m0;
       if (w == 64) w8a8_rows<64>(wrow, xb, blocks, d.bn, d.bk, o, a.mp);
       if (w == 32) w8a8_rows<32>(wrow, xb, blocks, d.bn, d.bk, o, a.mp);

@@ -75,34 +75,22 @@ struct SddmmArgs {
   Dims d;
 };
 
-// W8A8: int8 x (per-row scales xs) times int8 blocks (per-output-channel scales), by vpdpbusd
-// (AVX-512 VNNI only; bsr.cpp sends other machines, and M <= kDotMaxRows, to the float kernels
-// with x dequantized). x is packed per call like xt above but in bytes, 4 k's a lane: strip m0
-// of width w at xq + m0 * K holds [K/4][w][4] bytes of x + 128 (vpdpbusd's unsigned operand;
-// the 128 * sum of each weight row is taken off after). Sums are exact in int32 up to K = 65536.
-struct W8A8Args {
-  const uint8_t* xq;
-  const float* xs;  // [mp]: x's row scales, zero past M
-  const int8_t* values;  // [nnz, bn, bk]
-  const float* scales;  // [N]
-  const int64_t* crow;
-  const int64_t* col;
-  const float* bias;  // [N] or null
-  float* out;  // [M, N] fp32
-  Transpose16Fn transpose16;
-  int64_t mp;
-  Dims d;
-};
-
-// AMX (bsr_amx.cpp, Isa::Avx512Amx): bf16 x and blocks, or int8 x and blocks (W8A8). x is packed
-// per call for the tiles' B operand: group g of 16 rows of x (rows past M zero), its row r the 4
-// bytes r*4 .. r*4+3 of each of the 16 rows (2 bf16 or 4 int8 k's a lane), at xp + (g * K * esz
-// / 4 + r) * 64; mp a multiple of 32. The blocks are read as stored.
-struct AmxArgs {
+// The kernels that take x packed per call in bytes, and write out fp32 [M, N]:
+// - W8A8 (forward_w8a8_avx512): int8 x (per-row scales xs) times int8 blocks (per-output-
+//   channel scales), by vpdpbusd (AVX-512 VNNI; bsr.cpp sends other machines, and M <=
+//   kDotMaxRows, to the float kernels with x dequantized). xp: like xt above but in bytes, 4 k's
+//   a lane: strip m0 of width w at xp + m0 * K holds [K/4][w][4] bytes of x + 128 (vpdpbusd's
+//   unsigned operand; the 128 * sum of each weight row is taken off after); mp a multiple of
+//   16. Sums are exact in int32 up to K = 65536.
+// - AMX (forward_amx, bsr_amx.cpp, Isa::Avx512Amx): bf16 x and blocks, or int8 x and blocks
+//   (W8A8). xp is laid out for the tiles' B operand: group g of 16 rows of x (rows past M zero),
+//   its row r the 4 bytes r*4 .. r*4+3 of each of the 16 rows (2 bf16 or 4 int8 k's a lane), at
+//   xp + (g * K * esz / 4 + r) * 64; mp a multiple of 32. The blocks are read as stored.
+struct PackedArgs {
   const uint8_t* xp;
-  const uint8_t* values;  // [nnz, bn, bk] bf16 or int8
-  const float* scales;  // int8: [N]
-  const float* xs;  // int8: [mp], x's row scales, zero past M
+  const uint8_t* values;  // [nnz, bn, bk]: int8, or bf16 (AMX)
+  const float* scales;  // int8 blocks: [N]
+  const float* xs;  // int8 x: [mp], x's row scales, zero past M
   const int64_t* crow;
   const int64_t* col;
   const float* bias;  // [N] or null
@@ -158,8 +146,8 @@ static inline void store_transposed(const float* ot, int64_t rows, int64_t mp, i
 GREENOPS_BSR_KERNELS(scalar)
 #if defined(__x86_64__)
 GREENOPS_BSR_KERNELS(avx512)
-void forward_w8a8_avx512(const W8A8Args& a, int64_t r_begin, int64_t r_end);
-void forward_amx(const AmxArgs& a, int64_t r_begin, int64_t r_end);
+void forward_w8a8_avx512(const PackedArgs& a, int64_t r_begin, int64_t r_end);
+void forward_amx(const PackedArgs& a, int64_t r_begin, int64_t r_end);
 #endif
 #undef GREENOPS_BSR_KERNELS
 

@@ -293,31 +293,23 @@ class BlockSparseLinear(_Fp32Buffers):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         bias = None if self.bias is None else self.bias.to(x.dtype)
-        q8 = self.scales is not None
-        if self.int8_act:  # W8A8: x per row to int8, fp32 out back to x's dtype
-            x_q, x_scales = torch.ops.greenops.quantize_int8(x, -1)
-            out = torch.ops.greenops.bsr_mm(
-                x_q,
-                self.values,
-                self.crow_indices,
-                self.col_indices,
-                bias,
-                self.t_crow,
-                self.t_blocks,
-                self.scales,
-                x_scales,
-            )
-            return out.to(x.dtype)
-        return torch.ops.greenops.bsr_mm(
-            x,
-            self.values if q8 else self.values.to(x.dtype),
+        values, a, x_scales = self.values, x, None
+        if self.int8_act:  # W8A8: x per row to int8; the op's fp32 out back to x's dtype
+            a, x_scales = torch.ops.greenops.quantize_int8(x, -1)
+        elif self.scales is None:
+            values = values.to(x.dtype)
+        out = torch.ops.greenops.bsr_mm(
+            a,
+            values,
             self.crow_indices,
             self.col_indices,
             bias,
             self.t_crow,
             self.t_blocks,
             self.scales,
+            x_scales,
         )
+        return out.to(x.dtype)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # The number of blocks is the checkpoint's: resize before copying.
