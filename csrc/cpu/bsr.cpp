@@ -270,9 +270,9 @@ at::Tensor bsr_mm_amx(const at::Tensor& x2, const at::Tensor& xs, const at::Tens
   const at::Tensor sc = int8 ? scales.contiguous() : at::Tensor();
   const at::Tensor b = bias.has_value() ? bias->to(at::kFloat).contiguous() : at::Tensor();
   const kb::PackedArgs args{pack_amx(x2, mp), static_cast<const uint8_t*>(v.data_ptr()),
-                         int8 ? sc.data_ptr<float>() : nullptr, int8 ? xsp.data_ptr<float>() : nullptr,
-                         cr.data_ptr<int64_t>(), cc.data_ptr<int64_t>(), b.defined() ? b.data_ptr<float>() : nullptr,
-                         out.data_ptr<float>(), transpose16(), mp, {M, N, K, bn, bk}, int8};
+                            int8 ? sc.data_ptr<float>() : nullptr, int8 ? xsp.data_ptr<float>() : nullptr,
+                            cr.data_ptr<int64_t>(), cc.data_ptr<int64_t>(), b.defined() ? b.data_ptr<float>() : nullptr,
+                            out.data_ptr<float>(), transpose16(), mp, {M, N, K, bn, bk}, int8};
 #if defined(__x86_64__)
   parallel_balanced(cr.data_ptr<int64_t>(), N / bn, M * bn * bk / 8,
                     [&](int64_t r0, int64_t r1) { kb::forward_amx(args, r0, r1); });
@@ -353,10 +353,10 @@ at::Tensor bsr_mm_cpu(const at::Tensor& x, const at::Tensor& values, const at::T
   return out.to(x.scalar_type()).view(out_shape(x, N));
 }
 
-// W8A8 (checked by the caller): out fp32 = (x * x_scales) @ (values * scales)^T + bias. On
-// AVX-512 VNNI for M > kDotMaxRows in int32 (forward_w8a8); otherwise x is dequantized (exact:
-// an int8 times an fp32 scale) and the int8-blocks float kernels run, which agree with the int32
-// sums to fp32 rounding.
+// W8A8 (checked by the caller): out fp32 = (x * x_scales) @ (values * scales)^T + bias. For
+// M > kDotMaxRows in int32, on AMX tiles (forward_amx) or AVX-512 VNNI (forward_w8a8);
+// otherwise x is dequantized (exact: an int8 times an fp32 scale) and the int8-blocks float
+// kernels run, which agree with the int32 sums to fp32 rounding.
 at::Tensor bsr_mm_w8a8(const at::Tensor& x, const at::Tensor& xs, const at::Tensor& values, const at::Tensor& crow,
                        const at::Tensor& col, const std::optional<at::Tensor>& bias, const at::Tensor& scales,
                        int64_t R) {
