@@ -253,13 +253,14 @@ const uint8_t* pack_amx(const at::Tensor& x, int64_t mp) {
   return dst;
 }
 
-// out fp32 [M, N] by the AMX kernel (bf16 x and values, or int8 both with xs [M]).
-at::Tensor bsr_mm_amx(const at::Tensor& x2, const at::Tensor& xs, const at::Tensor& values, const at::Tensor& crow,
-                      const at::Tensor& col, const std::optional<at::Tensor>& bias, const at::Tensor& scales,
-                      int64_t N) {
+// out fp32 [M, N] by a kernel that takes x packed in bytes (PackedArgs): on AMX tiles (bf16 x and
+// values, or int8 both) or, int8 only, by AVX-512 VNNI. xs [M]: int8 x's row scales.
+at::Tensor bsr_mm_packed(const at::Tensor& x2, const at::Tensor& xs, const at::Tensor& values, const at::Tensor& crow,
+                         const at::Tensor& col, const std::optional<at::Tensor>& bias, const at::Tensor& scales,
+                         int64_t N, bool on_amx) {
   const int64_t M = x2.size(0), K = x2.size(1), bn = values.size(1), bk = values.size(2);
   const bool int8 = values.scalar_type() == at::kChar;
-  const int64_t mp = (M + 31) / 32 * 32;
+  const int64_t mp = on_amx ? (M + 31) / 32 * 32 : (M + 15) / 16 * 16;
   at::Tensor out = at::empty({M, N}, x2.options().dtype(at::kFloat));
   at::Tensor xsp;
   if (int8) {
@@ -269,13 +270,13 @@ at::Tensor bsr_mm_amx(const at::Tensor& x2, const at::Tensor& xs, const at::Tens
   const at::Tensor v = values.contiguous(), cr = crow.contiguous(), cc = col.contiguous();
   const at::Tensor sc = int8 ? scales.contiguous() : at::Tensor();
   const at::Tensor b = bias.has_value() ? bias->to(at::kFloat).contiguous() : at::Tensor();
-  const kb::PackedArgs args{pack_amx(x2, mp), static_cast<const uint8_t*>(v.data_ptr()),
+  const kb::PackedArgs args{on_amx ? pack_amx(x2, mp) : pack_w8a8(x2, mp), static_cast<const uint8_t*>(v.data_ptr()),
                             int8 ? sc.data_ptr<float>() : nullptr, int8 ? xsp.data_ptr<float>() : nullptr,
                             cr.data_ptr<int64_t>(), cc.data_ptr<int64_t>(), b.defined() ? b.data_ptr<float>() : nullptr,
                             out.data_ptr<float>(), transpose16(), mp, {M, N, K, bn, bk}, int8};
 #if defined(__x86_64__)
-  parallel_balanced(cr.data_ptr<int64_t>(), N / bn, M * bn * bk / 8,
-                    [&](int64_t r0, int64_t r1) { kb::forward_amx(args, r0, r1); });
+  const auto fwd = on_amx ? kb::forward_amx : kb::forward_w8a8_avx512;
+  parallel_balanced(cr.data_ptr<int64_t>(), N / bn, M * bn * bk / 4, [&](int64_t r0, int64_t r1) { fwd(args, r0, r1); });
 #endif
   return out;
 }
@@ -307,7 +308,7 @@ at::Tensor bsr_mm_cpu(const at::Tensor& x, const at::Tensor& values, const at::T
   if (amx() && x.scalar_type() == at::kBFloat16 && values.scalar_type() == at::kBFloat16 &&
       rows_of(x) > kb::kDotMaxRows && N > 0) {  // bf16 tiles, fp32 sums
     const at::Tensor x2 = x.reshape({rows_of(x), K}).contiguous();
-    return bsr_mm_amx(x2, at::Tensor(), values, crow, col, bias, at::Tensor(), N)
+    return bsr_mm_packed(x2, at::Tensor(), values, crow, col, bias, at::Tensor(), N, /*on_amx=*/true)
         .to(x.scalar_type())
         .view(out_shape(x, N));
   }
@@ -360,7 +361,7 @@ at::Tensor bsr_mm_cpu(const at::Tensor& x, const at::Tensor& values, const at::T
 at::Tensor bsr_mm_w8a8(const at::Tensor& x, const at::Tensor& xs, const at::Tensor& values, const at::Tensor& crow,
                        const at::Tensor& col, const std::optional<at::Tensor>& bias, const at::Tensor& scales,
                        int64_t R) {
-  const int64_t K = x.size(-1), bn = values.size(1), bk = values.size(2), N = R * bn;
+  const int64_t K = x.size(-1), N = R * values.size(1);
   const at::Tensor x2 = x.reshape({rows_of(x), K}).contiguous();
   const int64_t M = x2.size(0);
   const at::Tensor s2 = xs.reshape({M}).contiguous();
@@ -370,22 +371,7 @@ at::Tensor bsr_mm_w8a8(const at::Tensor& x, const at::Tensor& xs, const at::Tens
     return bsr_mm_cpu(xf, values, crow, col, bias, std::nullopt, std::nullopt, scales, std::nullopt).view(shape);
   }
   if (N == 0) return at::empty({M, N}, x.options().dtype(at::kFloat)).view(shape);
-  if (amx()) return bsr_mm_amx(x2, s2, values, crow, col, bias, scales, N).view(shape);
-  at::Tensor out = at::empty({M, N}, x.options().dtype(at::kFloat));
-  const int64_t mp = (M + 15) / 16 * 16;
-  at::Tensor xsp = at::zeros({mp}, s2.options());
-  xsp.narrow(0, 0, M).copy_(s2);
-  const at::Tensor v = values.contiguous(), sc = scales.contiguous(), cr = crow.contiguous(), cc = col.contiguous();
-  const at::Tensor b = bias.has_value() ? bias->to(at::kFloat).contiguous() : at::Tensor();
-  const kb::PackedArgs args{pack_w8a8(x2, mp), static_cast<const uint8_t*>(v.data_ptr()), sc.data_ptr<float>(),
-                            xsp.data_ptr<float>(), cr.data_ptr<int64_t>(), cc.data_ptr<int64_t>(),
-                            b.defined() ? b.data_ptr<float>() : nullptr, out.data_ptr<float>(), transpose16(), mp,
-                            {M, N, K, bn, bk}, true};
-#if defined(__x86_64__)
-  parallel_balanced(cr.data_ptr<int64_t>(), R, M * bn * bk / 4,
-                    [&](int64_t r0, int64_t r1) { kb::forward_w8a8_avx512(args, r0, r1); });
-#endif
-  return out.view(shape);
+  return bsr_mm_packed(x2, s2, values, crow, col, bias, scales, N, amx()).view(shape);
 }
 
 at::Tensor bsr_mm_t_cpu(const at::Tensor& dy, const at::Tensor& values, const at::Tensor& t_crow,

@@ -97,12 +97,11 @@ void forward_w8a8_avx512(const PackedArgs& a, int64_t r_begin, int64_t r_end) {
   const Dims& d = a.d;
   const int64_t bs = d.bn * d.bk;
   thread_local std::vector<int32_t> ot;
-  thread_local std::vector<float> of;
   thread_local std::vector<const int8_t*> blocks, wrow;
   thread_local std::vector<const uint8_t*> xb;
   thread_local std::vector<int32_t> wsum;
   ot.resize(d.bn * a.mp);
-  of.resize(d.bn * a.mp);
+  float* of = reinterpret_cast<float*>(ot.data());  // the sums, then the results, in place
   wsum.resize(d.bn);
   for (int64_t R_ = r_begin; R_ < r_end; ++R_) {
     const int64_t b0 = a.crow[R_], b1 = a.crow[R_ + 1];
@@ -136,10 +135,10 @@ void forward_w8a8_avx512(const PackedArgs& a, int64_t r_begin, int64_t r_end) {
       for (int64_t m = 0; m < a.mp; m += 16) {
         const __m512i acc = _mm512_sub_epi32(_mm512_loadu_si512(ot.data() + i * a.mp + m), off);
         const __m512 xs = _mm512_mul_ps(_mm512_loadu_ps(a.xs + m), sw);
-        _mm512_storeu_ps(of.data() + i * a.mp + m, _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), xs, bias));
+        _mm512_storeu_ps(of + i * a.mp + m, _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), xs, bias));
       }
     }
-    store_transposed(of.data(), d.bn, a.mp, d.M, a.out + R_ * d.bn, d.N, a.transpose16);
+    store_transposed(of, d.bn, a.mp, d.M, a.out + R_ * d.bn, d.N, a.transpose16);
   }
 }
 

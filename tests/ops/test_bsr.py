@@ -3,7 +3,7 @@ C++ CPU kernels (each ISA path) and the torch-op impl used on CUDA."""
 
 import pytest
 import torch
-from numerics import HAS_CUDA, assert_close_to_ref, cpu_isas, run_candidate
+from numerics import HAS_CUDA, assert_close_to_ref, run_candidate
 
 import greenops
 from greenops.ops import bsr as B
@@ -25,18 +25,9 @@ def dense_mask_weight(N, K, block, density, dtype=torch.float32, seed=0):
 DEVICE = "cuda" if HAS_CUDA else "cpu"
 
 
-@pytest.fixture(
-    params=[f"cpp-{i}" for i in cpu_isas(amx=True)]
-    + ["torch", pytest.param("triton", marks=[pytest.mark.cuda] if HAS_CUDA else [])]
-)
-def impl(request):
-    """cpp on each ISA path; "torch": the torch-op impl (gathered blocks); "triton": the
-    Triton kernels (under the interpreter on CPU, natively on a GPU)."""
-    if request.param.startswith("cpp"):
-        with greenops.use_cpu_isa(request.param[4:]):
-            yield "cpp"
-    else:
-        yield request.param
+@pytest.fixture
+def impl(bsr_impl):  # tests/ops/conftest.py
+    return bsr_impl
 
 
 def forward(impl, x, sw, bias=None):

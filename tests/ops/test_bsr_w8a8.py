@@ -5,7 +5,7 @@ int8-blocks kernels), the torch-op impl and the Triton launcher, against the fp6
 
 import pytest
 import torch
-from numerics import HAS_CUDA, assert_close_to_ref, cpu_isas
+from numerics import HAS_CUDA, assert_close_to_ref
 from torch import nn
 
 import greenops
@@ -17,16 +17,9 @@ DEVICE = "cuda" if HAS_CUDA else "cpu"
 quantize = torch.ops.greenops.quantize_int8
 
 
-@pytest.fixture(
-    params=[f"cpp-{i}" for i in cpu_isas(amx=True)]
-    + ["torch", pytest.param("triton", marks=[pytest.mark.cuda] if HAS_CUDA else [])]
-)
-def impl(request):
-    if request.param.startswith("cpp"):
-        with greenops.use_cpu_isa(request.param[4:]):
-            yield "cpp"
-    else:
-        yield request.param
+@pytest.fixture
+def impl(bsr_impl):  # tests/ops/conftest.py
+    return bsr_impl
 
 
 def w8a8(impl, x_q, x_s, q, bias=None):
