@@ -2,11 +2,12 @@
 # The one-command GPU check (docs/benchmarks.md):
 #   bash bench/gpu_check.sh OUT_DIR [--quick] [--dry]
 # On a bare GPU machine (python3 with a CUDA torch and Triton, nvcc, pytest; no network) it
-# builds greenops with CUDA, runs the CUDA tests, times every op family and backend against
-# the baselines (triton.testing.do_bench medians) with the ceilings (device copy, bf16 cuBLAS
-# at 8192^3) and energy per op (NVML's counter, read-only) measured in the same run, writes
-# build.log, pytest.txt, results.json, results.md and speedup.png into OUT_DIR, and prints
-# the table last. --quick: small shapes, short timings, fixed Triton configs (< 3 min). --dry: check the
+# builds greenops with CUDA, smoke-tests the wgmma int8 kernel alone, runs the CUDA tests, times
+# every op family and backend against the baselines (triton.testing.do_bench medians) with the
+# ceilings (device copy, bf16 cuBLAS at 8192^3) and energy per op (NVML's counter, read-only)
+# measured in the same run, writes build.log, wgmma_smoke.txt, pytest.txt, results.json,
+# results.md, speedup.png and cuda_auto.json into OUT_DIR, and prints the table last.
+# --quick: small shapes, short timings, fixed Triton configs (< 3 min). --dry: check the
 # environment and print the plan, build and run nothing.
 # It never changes the GPU's settings: GREENOPS_POWER_DRY_RUN=1 is set for everything.
 set -uo pipefail
@@ -56,8 +57,9 @@ if [ "$QUICK" = 1 ]; then SHAPES=small; BENCH_FLAGS=(--quick --no-energy); expor
 cat <<PLAN
 plan:
   1. build   $PY -m pip install --no-build-isolation --no-deps -e .   (MAX_JOBS=$MAX_JOBS, archs $TORCH_CUDA_ARCH_LIST) > $OUT/build.log
-  2. test    $PY -m pytest -m cuda -q tests > $OUT/pytest.txt
-  3. bench   $PY -m greenops bench --device cuda --ops $OPS --shapes $SHAPES ${BENCH_FLAGS[*]} --json $OUT/results.json --markdown $OUT/results.md --plot $OUT/speedup.png
+  2. smoke   the wgmma int8_mm kernel alone (a failure sets GREENOPS_CUDA_WGMMA=0 for 3-4) > $OUT/wgmma_smoke.txt
+  3. test    $PY -m pytest -m cuda -q tests > $OUT/pytest.txt
+  4. bench   $PY -m greenops bench --device cuda --ops $OPS --shapes $SHAPES ${BENCH_FLAGS[*]} --json $OUT/results.json --markdown $OUT/results.md --plot $OUT/speedup.png
 PLAN
 [ "$DRY" = 1 ] && exit 0
 
@@ -68,6 +70,20 @@ if ! "$PY" -m pip install --no-build-isolation --no-deps -e . >"$OUT/build.log" 
   exit 1
 fi
 "$PY" -m greenops info
+
+# The wgmma int8_mm kernel first, alone, in its own process: a fault there would poison the
+# CUDA context of the whole test run. If it fails, "auto" keeps to mma.sync for the rest
+# (GREENOPS_CUDA_WGMMA=0; the tests then skip wgmma, saying so) and the result says why.
+step "int8_mm wgmma smoke test"
+SMOKE_RC=0
+if timeout 120 "$PY" scripts/int8_wgmma_smoke.py >"$OUT/wgmma_smoke.txt" 2>&1; then
+  cat "$OUT/wgmma_smoke.txt"
+else
+  tail -n 20 "$OUT/wgmma_smoke.txt"
+  echo "wgmma smoke test FAILED: GREENOPS_CUDA_WGMMA=0 for the tests and the benchmark" >&2
+  export GREENOPS_CUDA_WGMMA=0
+  SMOKE_RC=1
+fi
 
 step "CUDA tests"
 "$PY" -m pytest -m cuda -q -p no:cacheprovider tests >"$OUT/pytest.txt" 2>&1
@@ -82,6 +98,6 @@ BENCH_RC=$?
 [ -f "$OUT/results.json" ] && "$PY" scripts/cuda_auto_table.py "$OUT/results.json" \
   --out "$OUT/cuda_auto.json" >/dev/null 2>&1 || true
 
-step "results (tests rc=$TEST_RC, bench rc=$BENCH_RC)"
+step "results (wgmma smoke rc=$SMOKE_RC, tests rc=$TEST_RC, bench rc=$BENCH_RC)"
 [ -f "$OUT/results.md" ] && cat "$OUT/results.md"
-[ "$TEST_RC" = 0 ] && [ "$BENCH_RC" = 0 ]
+[ "$SMOKE_RC" = 0 ] && [ "$TEST_RC" = 0 ] && [ "$BENCH_RC" = 0 ]

@@ -38,6 +38,13 @@ def info() -> dict:
             cuda_archs=c.cuda_archs or None,
             cuda_kernels=list(getattr(c, "cuda_kernels", ())),
             built_against_torch=c.torch_version,
+            # which int8_mm kernel backend="cuda" runs on this GPU: "wgmma" (Hopper, sm_90a
+            # build) or "mma" (mma.sync)
+            cuda_int8_mm_kernel=(
+                c.int8_mm_cuda_kernel()
+                if c.with_cuda and hasattr(c, "int8_mm_cuda_kernel") and torch.cuda.is_available()
+                else None
+            ),
         )
     return {
         "greenops": __version__,
@@ -71,6 +78,11 @@ def format_info(d: dict) -> str:
             + (
                 f"C++ kernels {', '.join(ext['cuda_kernels']) or 'none'} built for "
                 f"{ext['cuda_archs']} (backend='cuda'; 'auto' stays Triton until measured)"
+                + (
+                    f"; int8_mm on {ext['cuda_int8_mm_kernel']} here"
+                    if ext.get("cuda_int8_mm_kernel")
+                    else ""
+                )
                 if ext["cuda_built"]
                 else "no CUDA C++ kernels built (CUDA ops run on Triton)"
             ),

@@ -1,6 +1,8 @@
 """Compiles every torch-free CUDA source in csrc/cuda with plain nvcc for sm_80 and sm_90a and
-reads ptxas's report: fails if a kernel spills registers or uses a stack frame, or if a kernel
-source includes a torch header (only bindings.cpp may). Needs nvcc only (no GPU, no torch).
+reads ptxas's report: fails if a kernel spills registers or uses a stack frame, if ptxas says it
+serialized a kernel's wgmma or injected waits into it (accumulators touched while a wgmma
+runs), or if a kernel source includes a torch header (only bindings.cpp may). Needs nvcc only
+(no GPU, no torch).
 
     python scripts/check_cuda.py [--nvcc PATH] [--json FILE]
 """
@@ -27,13 +29,23 @@ TORCH_INCLUDE = re.compile(r"#\s*include\s*[<\"](torch|ATen|c10)/")
 ENTRY = re.compile(r"Compiling entry function '([^']+)' for '(\w+)'")
 PROPS = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")
 REGS = re.compile(r"Used (\d+) registers")
+# ptxas's C75xx notes that it made a kernel's wgmma wait: "(C7510) Potential Performance Loss:
+# wgmma.mma_async instructions are serialized due to ... in the function '<name>'", "(C7517)
+# warpgroup.wait is injected ... to allow use of registers defined by GMMA in function '<name>'"
+SERIALIZED = re.compile(r"\(C75\d\d\)[^\n]*?(?:wgmma|warpgroup|GMMA)[^\n]*?function '([^']+)'")
 
 
 def parse_ptxas(text: str) -> list[dict]:
     """One row per kernel (entry function) of ptxas -v's report."""
     rows, cur = [], None
     for line in text.splitlines():
-        if m := ENTRY.search(line):
+        if m := SERIALIZED.search(line):
+            hit = [r for r in rows if r["kernel"] == m.group(1)]
+            for r in hit or [{"kernel": m.group(1)}]:
+                r["wgmma_serialized"] = True
+                if not hit:
+                    rows.append(r)
+        elif m := ENTRY.search(line):
             cur = {"kernel": m.group(1), "arch": m.group(2)}
             rows.append(cur)
         elif cur is not None and (m := PROPS.search(line)):
@@ -119,7 +131,12 @@ def main(argv=None) -> int:
                     return 1
                 rows += got
     failed = [
-        r for r in rows if r.get("stack", 1) or r.get("spill_stores", 1) or r.get("spill_loads", 1)
+        r
+        for r in rows
+        if r.get("stack", 1)
+        or r.get("spill_stores", 1)
+        or r.get("spill_loads", 1)
+        or r.get("wgmma_serialized")
     ]
     print(f"{'kernel':<60} {'arch':<7} {'regs':>4} {'stack':>5} {'spills':>6}")
     for r in rows:
@@ -132,7 +149,12 @@ def main(argv=None) -> int:
         with open(a.json, "w") as f:
             json.dump(rows, f, indent=1)
     if failed:
-        print(f"{len(failed)} kernel(s) spill or use a stack frame: the build fails")
+        for r in failed:
+            if r.get("wgmma_serialized"):
+                print(f"{short_name(r['kernel'])}: ptxas serialized its wgmma instructions")
+        print(
+            f"{len(failed)} kernel(s) spill, use a stack frame or serialize wgmma: the build fails"
+        )
         return 1
     print(f"ok: {len(rows)} kernels, no spills, no stack frames ({', '.join(ARCHS)})")
     return 0

@@ -69,6 +69,14 @@ def test_bench_quick_writes_table_json_markdown_and_plot(tmp_path, capsys):
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+def test_the_int8_gpu_target_shape_is_timed_on_gpus_only():
+    target = bench.Shape(8192, 8192, 8192)
+    assert target in bench.shapes_for("int8", "llm", "cuda")
+    assert target not in bench.shapes_for("int8", "llm", "cpu")
+    assert bench.shapes_for("int8", "llm", "cuda")[:-1] == bench.shapes_for("int8", "llm")
+    assert bench.shapes_for("bsr", "llm", "cuda") == bench.shapes_for("bsr", "llm")
+
+
 def test_bench_rejects_unknown_family():
     import pytest
 

@@ -1,6 +1,8 @@
 """The CUDA C++ kernels' host-side checks, on a machine without a GPU: the int8_mm index math
-run through a host emulator of ldmatrix / mma (tests/cuda_host/int8_mm_emulator.cpp, g++), and
-the ptxas-report parser and torch-free rule of scripts/check_cuda.py (which CI runs with nvcc)."""
+run through a host emulator of ldmatrix / mma (tests/cuda_host/int8_mm_emulator.cpp, g++), the
+sm_90a int8_mm kernel's descriptors and pipeline through one of wgmma (int8_wgmma_emulator.cpp),
+the int4 and bsr kernels through theirs, and the ptxas-report parser and torch-free rule of
+scripts/check_cuda.py (which CI runs with nvcc)."""
 
 import importlib.util
 import os
@@ -151,6 +153,29 @@ def test_bsr_kernel_index_math_computes_the_matmul(bsr_emulator, args):
     _run_ok(bsr_emulator, *args)
 
 
+@pytest.fixture(scope="module")
+def wgmma_emulator(tmp_path_factory):
+    return _build(tmp_path_factory, "int8_wgmma_emulator")
+
+
+# the sm_90a kernel (128 x 256 tiles, 128 of K a stage, 2 tiles loaded ahead of 4 stages):
+# tile edges, K tails, more k tiles than stages, several tiles in the raster
+@pytest.mark.parametrize(
+    "M,N,K",
+    [
+        (1, 1, 16),
+        (17, 33, 48),
+        (128, 256, 128),
+        (200, 300, 272),
+        (257, 129, 1024),
+        (130, 520, 80),
+        (1100, 40, 400),
+    ],
+)
+def test_int8_wgmma_kernel_index_math_and_pipeline_compute_the_matmul(wgmma_emulator, M, N, K):
+    _run_ok(wgmma_emulator, M, N, K)
+
+
 def test_emulator_rejects_k_tails_the_kernel_does_not_take(emulator):
     r = subprocess.run([emulator, "4", "4", "40"], capture_output=True, text=True)
     assert r.returncode != 0 and "multiple of 16" in r.stdout
@@ -189,6 +214,20 @@ def test_ptxas_report_parser():
             "registers": 255,
         },
     ]
+
+
+def test_ptxas_notes_of_serialized_wgmma_fail_their_kernel():
+    report = PTXAS + (
+        "ptxas info    : (C7517) warpgroup.wait is injected in around line 1426 by compiler to "
+        "allow use of registers defined by GMMA in function '_Z3barPf'\n"
+        "ptxas info    : (C7510) Potential Performance Loss: wgmma.mma_async instructions are "
+        "serialized due to insufficient register resources for the wgmma pipeline in the "
+        "function '_Z3bazPf'\n"
+    )
+    rows = {r["kernel"]: r for r in _load_check_cuda().parse_ptxas(report)}
+    assert "wgmma_serialized" not in rows["_Z3fooPf"]
+    assert rows["_Z3barPf"]["wgmma_serialized"] and rows["_Z3barPf"]["registers"] == 255
+    assert rows["_Z3bazPf"] == {"kernel": "_Z3bazPf", "wgmma_serialized": True}
 
 
 def test_kernel_sources_include_no_torch_header():

@@ -12,6 +12,9 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/extension.h>
 
+#include <cstdlib>
+#include <string>
+
 #include "bsr_checks.h"
 #include "int4_checks.h"
 #include "int8_checks.h"
@@ -31,12 +34,38 @@ int64_t flat_rows(const char* op, const at::Tensor& x, int64_t N, std::vector<in
   return M;
 }
 
+// The int8_mm kernel for `name` on the current device: "mma" (mma.sync, sm_80+), "wgmma"
+// (sm_90a builds on Hopper), or "auto": wgmma where it runs, unless GREENOPS_CUDA_WGMMA=0.
+Int8Kernel int8_kernel(const std::string& name, cudaStream_t stream) {
+  TORCH_CHECK_VALUE(name == "auto" || name == "mma" || name == "wgmma",
+                    "greenops.int8_mm (cuda backend): kernel must be 'auto', 'mma' or 'wgmma', "
+                    "got '", name, "'");
+  if (name == "mma") return Int8Kernel::mma;
+  const bool ready = int8_mm_wgmma_ready(stream);
+  if (name == "wgmma") {
+    TORCH_CHECK_VALUE(ready, "greenops.int8_mm (cuda backend): the wgmma kernel needs a Hopper "
+                      "GPU and a build for sm_90a (TORCH_CUDA_ARCH_LIST=9.0a)");
+    return Int8Kernel::wgmma;
+  }
+  const char* env = std::getenv("GREENOPS_CUDA_WGMMA");
+  return ready && !(env != nullptr && std::string(env) == "0") ? Int8Kernel::wgmma
+                                                               : Int8Kernel::mma;
+}
+
+std::string int8_mm_cuda_kernel() {
+  return int8_kernel("auto", c10::cuda::getCurrentCUDAStream().stream()) == Int8Kernel::wgmma
+             ? "wgmma"
+             : "mma";
+}
+
 at::Tensor int8_mm_cuda(const at::Tensor& a_q, const at::Tensor& a_scale, const at::Tensor& w_q,
                         const at::Tensor& w_scale, const std::optional<at::Tensor>& bias,
-                        std::optional<at::ScalarType> out_dtype) {
+                        std::optional<at::ScalarType> out_dtype, const std::string& kernel) {
   check_int8_mm(a_q, a_scale, w_q, w_scale, bias, out_dtype);
   TORCH_CHECK_VALUE(a_q.is_cuda(), "greenops.int8_mm (cuda backend): tensors must be on a CUDA device");
   const c10::cuda::CUDAGuard guard(a_q.device());
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
+  const Int8Kernel which = int8_kernel(kernel, stream);
   const int64_t K = a_q.size(-1), N = w_q.size(0);
   TORCH_CHECK_VALUE(K % 16 == 0, "greenops.int8_mm (cuda backend): K must be a multiple of 16 "
                     "(16-byte cp.async rows), got K=", K, "; use backend='triton'");
@@ -61,7 +90,7 @@ at::Tensor int8_mm_cuda(const at::Tensor& a_q, const at::Tensor& a_scale, const 
   C10_CUDA_CHECK(greenops::cuda::int8_mm(
       a.data_ptr<int8_t>(), as.data_ptr<float>(), w.data_ptr<int8_t>(), ws.data_ptr<float>(),
       b.defined() ? b.data_ptr<float>() : nullptr, out.data_ptr(), kind, static_cast<int>(M),
-      static_cast<int>(N), static_cast<int>(K), c10::cuda::getCurrentCUDAStream().stream()));
+      static_cast<int>(N), static_cast<int>(K), which, stream));
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return out.view(shape);
 }
@@ -163,7 +192,9 @@ void bind(pybind11::module& m) {
   m.def("int8_mm_cuda", &int8_mm_cuda, "int8_mm on the CUDA C++ kernel (csrc/cuda/int8_mm.cu)",
         pybind11::arg("a_q"), pybind11::arg("a_scale"), pybind11::arg("w_q"),
         pybind11::arg("w_scale"), pybind11::arg("bias") = pybind11::none(),
-        pybind11::arg("out_dtype") = pybind11::none());
+        pybind11::arg("out_dtype") = pybind11::none(), pybind11::arg("kernel") = "auto");
+  m.def("int8_mm_cuda_kernel", &int8_mm_cuda_kernel,
+        "the kernel int8_mm_cuda's 'auto' runs on the current device: 'wgmma' or 'mma'");
   m.def("int4_weight_mm_cuda", &int4_weight_mm_cuda,
         "int4_weight_mm on the CUDA C++ kernel (csrc/cuda/int4_weight_mm.cu), prepacked weight",
         pybind11::arg("x"), pybind11::arg("prepacked"), pybind11::arg("scales"),

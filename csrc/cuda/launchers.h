@@ -9,6 +9,9 @@
 namespace greenops::cuda {
 
 enum class OutKind : int { f32 = 0, f16 = 1, bf16 = 2 };
+// int8_mm's two kernels: mma.sync (sm_80+) and wgmma (sm_90a builds on Hopper only)
+enum class Int8Kernel : int { mma = 0, wgmma = 1 };
+constexpr int kMaxDevices = 64;
 
 // out[M, N] = cast(float(a_q[M, K] @ w_q[N, K]^T) * a_scale[m] * w_scale[n] + bias[n]).
 // Row-major, contiguous; K % 16 == 0 and a_q, w_q 16-byte aligned (cp.async reads 16 bytes);
@@ -16,7 +19,12 @@ enum class OutKind : int { f32 = 0, f16 = 1, bf16 = 2 };
 // then zeros + bias, written by the kernel, except M or N == 0: nothing to write).
 cudaError_t int8_mm(const int8_t* a_q, const float* a_scale, const int8_t* w_q,
                     const float* w_scale, const float* bias, void* out, OutKind out_kind,
-                    int M, int N, int K, cudaStream_t stream);
+                    int M, int N, int K, Int8Kernel kernel, cudaStream_t stream);
+
+// Whether the current device runs the wgmma kernel: a Hopper GPU and a build with sm_90a code.
+// Asks the device once (a one-thread probe kernel on `stream`, then a sync), then remembers;
+// false without asking while `stream` is being captured into a CUDA graph.
+bool int8_mm_wgmma_ready(cudaStream_t stream);
 
 }  // namespace greenops::cuda
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .. import ops
+from .. import _ext, ops
 from ..ops import _backend
 from .core import Case, Shape
 
@@ -140,4 +140,17 @@ def cases(s: Shape, device: str) -> list[Case]:
                     "int_mm+scale",
                 )
             )
+            c = _ext.load()
+            if c.int8_mm_cuda_kernel() == "wgmma":  # [cuda] is wgmma: mma.sync's time beside
+                out.append(
+                    case(
+                        "greenops.int8_mm[cuda-mma]",
+                        lambda: c.int8_mm_cuda(a_q, a_s, w_q, w_s, kernel="mma"),
+                        1,
+                        1,
+                        4,
+                        "int8",
+                        "int_mm+scale",
+                    )
+                )
     return [c for c in out if _usable(c.fn)]

@@ -94,4 +94,35 @@ void mma16(Acc (&c)[32][4], const T (&a)[32][4][2], const T (&b)[32][2][2]) {
     }
 }
 
+// wgmma ("Asynchronous Warpgroup Level Matrix Shared Memory Layout", "Matrix Descriptor"):
+// a 64-bit descriptor holds the start address >> 4 (bits 0-13), the leading dimension byte
+// offset >> 4 (16-29), the stride dimension byte offset >> 4 (32-45) and the swizzle mode
+// (62-63: 0 none, 1 128-byte, 2 64-byte, 3 32-byte).
+struct Desc {
+  int start, lbo, sbo, mode;
+};
+inline Desc decode(uint64_t d) {
+  return {int(d & 0x3FFF) << 4, int((d >> 16) & 0x3FFF) << 4, int((d >> 32) & 0x3FFF) << 4,
+          int(d >> 62)};
+}
+// Shared address of byte `kb` of row `row` of a K-major operand. Unswizzled: 8 x 16-byte core
+// matrices, rows 16 bytes apart, LBO to the next core matrix along K, SBO to the next 8 rows.
+// Swizzled (width 128/64/32 bytes): 8-row atoms whose rows are `width` bytes apart, SBO to the
+// next atom, K within the row (kb < width); the address's 16-byte chunk bits (4..) are then
+// XOR-ed with its bits 7.. (as many bits as the width has chunks), which is why atoms sit on
+// multiples of 8 * width.
+inline int kmajor_addr(const Desc& d, int row, int kb) {
+  if (d.mode == 0) return d.start + (row / 8) * d.sbo + (kb / 16) * d.lbo + (row % 8) * 16 + kb % 16;
+  const int width = d.mode == 1 ? 128 : d.mode == 2 ? 64 : 32;
+  const int a = d.start + (row / 8) * d.sbo + (row % 8) * width + kb;
+  return a ^ (((a >> 7) & (width / 16 - 1)) << 4);
+}
+// wgmma D fragment (m64nN, 32-bit accumulators): thread t of the warpgroup holds N / 2 values;
+// value r sits at row 16 (t / 32) + (t % 32) / 4 + 8 ((r % 4) / 2), column 8 (r / 4) +
+// 2 (t % 4) + r % 2.
+inline void wgmma_d(int t, int r, int& row, int& col) {
+  row = 16 * (t / 32) + (t % 32) / 4 + 8 * ((r % 4) / 2);
+  col = 8 * (r / 4) + 2 * (t % 4) + r % 2;
+}
+
 }  // namespace ptx_model
