@@ -230,19 +230,26 @@ at::Tensor bsr_mm_w8a8(const at::Tensor& x, const at::Tensor& xs, const at::Tens
                        const at::Tensor& col, const std::optional<at::Tensor>& bias, const at::Tensor& scales, int64_t R);
 
 // bf16 or int8 x [M, K] -> the AMX tiles' B layout (PackedArgs), mp (a multiple of 32) rows, those
-// past M zero.
+// past M zero. A group of 16 rows is a transpose of 4-byte words (lane r of row i -> word i of
+// packed row r): 16 x 16 words at a time in registers, the bits moved as they are.
 const uint8_t* pack_amx(const at::Tensor& x, int64_t mp) {
   const int64_t M = x.size(0), row_bytes = x.size(1) * x.element_size(), lanes = row_bytes / 4;
   thread_local std::vector<uint8_t> buf;
   if (int64_t(buf.size()) < mp * row_bytes) buf.resize(mp * row_bytes);
   const uint8_t* src = static_cast<const uint8_t*>(x.data_ptr());
   uint8_t* dst = buf.data();
+  const kb::Transpose16Fn tr = transpose16();
   at::parallel_for(0, mp / 16, 1, [&](int64_t g0, int64_t g1) {
     for (int64_t g = g0; g < g1; ++g) {
       uint8_t* d = dst + g * lanes * 64;
-      for (int64_t i = 0; i < 16; ++i) {
+      int64_t r0 = 0;
+      if (g * 16 + 16 <= M)
+        for (; r0 + 16 <= lanes; r0 += 16)
+          tr(reinterpret_cast<const float*>(src + g * 16 * row_bytes) + r0, lanes,
+             reinterpret_cast<float*>(d + r0 * 64), 16);
+      for (int64_t i = 0; i < 16; ++i) {  // lanes left, and the rows of a group past M
         const int64_t m = g * 16 + i;
-        for (int64_t r = 0; r < lanes; ++r) {
+        for (int64_t r = r0; r < lanes; ++r) {
           uint32_t v = 0;
           if (m < M) std::memcpy(&v, src + m * row_bytes + r * 4, 4);
           std::memcpy(d + r * 64 + i * 4, &v, 4);
@@ -253,15 +260,18 @@ const uint8_t* pack_amx(const at::Tensor& x, int64_t mp) {
   return dst;
 }
 
-// out fp32 [M, N] by a kernel that takes x packed in bytes (PackedArgs): on AMX tiles (bf16 x and
-// values, or int8 both) or, int8 only, by AVX-512 VNNI. xs [M]: int8 x's row scales.
+// out [M, N] by a kernel that takes x packed in bytes (PackedArgs): on AMX tiles (bf16 x and
+// values, or int8 both) or, int8 only, by AVX-512 VNNI. xs [M]: int8 x's row scales. out fp32, or
+// bf16 (bf16 x on AMX: rounded from the fp32 sums by the kernel, as .to(bfloat16) would).
 at::Tensor bsr_mm_packed(const at::Tensor& x2, const at::Tensor& xs, const at::Tensor& values, const at::Tensor& crow,
                          const at::Tensor& col, const std::optional<at::Tensor>& bias, const at::Tensor& scales,
-                         int64_t N, bool on_amx) {
+                         int64_t N, bool on_amx, at::ScalarType out_dtype = at::kFloat) {
   const int64_t M = x2.size(0), K = x2.size(1), bn = values.size(1), bk = values.size(2);
   const bool int8 = values.scalar_type() == at::kChar;
   const int64_t mp = on_amx ? (M + 31) / 32 * 32 : (M + 15) / 16 * 16;
-  at::Tensor out = at::empty({M, N}, x2.options().dtype(at::kFloat));
+  const bool bf16_out = out_dtype == at::kBFloat16;
+  TORCH_INTERNAL_ASSERT(out_dtype == at::kFloat || (bf16_out && on_amx && !int8));
+  at::Tensor out = at::empty({M, N}, x2.options().dtype(out_dtype));
   at::Tensor xsp;
   if (int8) {
     xsp = at::zeros({mp}, xs.options());
@@ -273,7 +283,9 @@ at::Tensor bsr_mm_packed(const at::Tensor& x2, const at::Tensor& xs, const at::T
   const kb::PackedArgs args{on_amx ? pack_amx(x2, mp) : pack_w8a8(x2, mp), static_cast<const uint8_t*>(v.data_ptr()),
                             int8 ? sc.data_ptr<float>() : nullptr, int8 ? xsp.data_ptr<float>() : nullptr,
                             cr.data_ptr<int64_t>(), cc.data_ptr<int64_t>(), b.defined() ? b.data_ptr<float>() : nullptr,
-                            out.data_ptr<float>(), transpose16(), mp, {M, N, K, bn, bk}, int8};
+                            bf16_out ? nullptr : out.data_ptr<float>(),
+                            bf16_out ? static_cast<uint16_t*>(out.data_ptr()) : nullptr, transpose16(), mp,
+                            {M, N, K, bn, bk}, int8};
 #if defined(__x86_64__)
   const auto fwd = on_amx ? kb::forward_amx : kb::forward_w8a8_avx512;
   parallel_balanced(cr.data_ptr<int64_t>(), N / bn, M * bn * bk / 4, [&](int64_t r0, int64_t r1) { fwd(args, r0, r1); });
@@ -308,8 +320,8 @@ at::Tensor bsr_mm_cpu(const at::Tensor& x, const at::Tensor& values, const at::T
   if (amx() && x.scalar_type() == at::kBFloat16 && values.scalar_type() == at::kBFloat16 &&
       rows_of(x) > kb::kDotMaxRows && N > 0) {  // bf16 tiles, fp32 sums
     const at::Tensor x2 = x.reshape({rows_of(x), K}).contiguous();
-    return bsr_mm_packed(x2, at::Tensor(), values, crow, col, bias, at::Tensor(), N, /*on_amx=*/true)
-        .to(x.scalar_type())
+    return bsr_mm_packed(x2, at::Tensor(), values, crow, col, bias, at::Tensor(), N, /*on_amx=*/true,
+                         at::kBFloat16)
         .view(out_shape(x, N));
   }
   const at::Tensor x2 = x.reshape({rows_of(x), K}).to(at::kFloat).contiguous();

@@ -85,6 +85,31 @@ void tile_pair(const PackedArgs& a, int64_t R_, int64_t n0, int64_t m0, int32_t*
   }
 }
 
+// fp32 -> bf16 bits, rounded to nearest even, NaN -> 0x7FC0: c10::BFloat16's rounding (what
+// .to(torch.bfloat16) gives; subnormals kept, unlike vcvtneps2bf16, which flushes them).
+__m256i to_bf16(__m512 v) {
+  const __m512i u = _mm512_castps_si512(v);
+  const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7FFF))), 16);
+  r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm512_set1_epi32(0x7FC0));
+  return _mm512_cvtepi32_epi16(r);
+}
+
+// store_transposed's bf16 twin: ot [rows, mp] -> dst[m * ldd + i] as bf16, m < M, 16 x 16 at a
+// time through a buffer (ot has mp >= M rounded up to 32 columns: whole tiles are readable).
+void store_transposed_bf16(const float* ot, int64_t rows, int64_t mp, int64_t M, uint16_t* dst, int64_t ldd,
+                           Transpose16Fn tr) {
+  alignas(64) float t[256];
+  for (int64_t m0 = 0; m0 < M; m0 += 16) {
+    const int64_t n = std::min<int64_t>(16, M - m0);
+    for (int64_t i0 = 0; i0 < rows; i0 += 16) {
+      tr(ot + i0 * mp + m0, mp, t, 16);
+      for (int64_t m = 0; m < n; ++m)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + (m0 + m) * ldd + i0), to_bf16(_mm512_load_ps(t + m * 16)));
+    }
+  }
+}
+
 template <bool kInt8>
 void forward(const PackedArgs& a, int64_t r_begin, int64_t r_end) {
   const Dims& d = a.d;
@@ -113,7 +138,10 @@ void forward(const PackedArgs& a, int64_t r_begin, int64_t r_end) {
         }
       }
     }
-    store_transposed(of, d.bn, a.mp, d.M, a.out + R_ * d.bn, d.N, a.transpose16);
+    if (a.out_bf16)
+      store_transposed_bf16(of, d.bn, a.mp, d.M, a.out_bf16 + R_ * d.bn, d.N, a.transpose16);
+    else
+      store_transposed(of, d.bn, a.mp, d.M, a.out + R_ * d.bn, d.N, a.transpose16);
   }
   _tile_release();
 }

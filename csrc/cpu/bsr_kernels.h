@@ -94,7 +94,8 @@ struct PackedArgs {
   const int64_t* crow;
   const int64_t* col;
   const float* bias;  // [N] or null
-  float* out;  // [M, N] fp32
+  float* out;  // [M, N] fp32, or null and:
+  uint16_t* out_bf16;  // [M, N] bf16 (AMX, bf16 x), or null
   Transpose16Fn transpose16;
   int64_t mp;
   Dims d;

@@ -3,7 +3,7 @@ C++ CPU kernels (each ISA path) and the torch-op impl used on CUDA."""
 
 import pytest
 import torch
-from numerics import HAS_CUDA, assert_close_to_ref, run_candidate
+from numerics import HAS_CUDA, assert_close_to_ref, cpu_isas, run_candidate
 
 import greenops
 from greenops.ops import bsr as B
@@ -105,6 +105,37 @@ def test_low_precision_blocks_are_widened_exactly(impl, dtype, M):
     assert out[:, 6].isinf().all() and out[:, 8].isnan().all()
     finite = [c for c in range(64) if c not in (6, 8)]
     assert torch.equal(out[:, finite], expect[:, finite])
+
+
+@pytest.mark.parametrize("isa", cpu_isas(amx=True))
+@pytest.mark.parametrize("M", [9, 100, 1030])
+@pytest.mark.parametrize("block,K", [((32, 32), 128), ((16, 64), 128), ((16, 16), 48)], ids=str)
+def test_bf16_results_are_rounded_as_torch_rounds(isa, M, block, K):
+    """bf16 x and blocks: the fp32 sums (exact here: small integers) rounded to bf16 exactly as
+    .to(torch.bfloat16) rounds them, ties to even; a NaN in x is NaN in the outputs whose block
+    row holds a block at its column. On AMX the kernel rounds the sums itself, and x is packed
+    16 words at a time (K = 48: lanes left over)."""
+    g = torch.Generator().manual_seed(M + K)
+    N = 4 * block[0]
+    mask = torch.rand(N // block[0], K // block[1], generator=g) < 0.7
+    mask[0, 7 // block[1]], mask[1, 7 // block[1]] = False, True  # x[3, 7]'s column: read by some
+    w = torch.randint(-8, 9, (N, K), generator=g).float()
+    w = w * mask.repeat_interleave(block[0], 0).repeat_interleave(block[1], 1)
+    sw = BlockSparseWeight.from_dense(w.bfloat16(), block, mask=mask)
+    x = torch.randint(-8, 9, (M, K), generator=g).float()
+    x[3, 7] = float("nan")
+    bias = torch.randint(-64, 64, (N,), generator=g).float() / 8
+    with greenops.use_cpu_isa(isa):
+        out = bsr_mm(x.bfloat16(), sw, bias)
+    # exact: |sums| < 2^24; the NaN is only read where `hit` (below)
+    sums = (x.nan_to_num(0).double() @ w.double().T + bias.double()).float()
+    assert out.dtype == torch.bfloat16
+    hit = mask[:, 7 // block[1]].repeat_interleave(block[0])  # outputs that read x[3, 7]
+    assert torch.equal(out[3].isnan(), hit)
+    keep = torch.arange(M) != 3
+    assert torch.equal(out[keep].view(torch.int16), sums[keep].bfloat16().view(torch.int16))
+    assert torch.equal(out[3, ~hit].view(torch.int16), sums[3, ~hit].bfloat16().view(torch.int16))
+    assert (sums[keep].abs() > 256).any()  # sums past bf16's 8 bits: rounding happens
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
