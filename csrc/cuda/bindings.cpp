@@ -44,7 +44,8 @@ Int8Kernel int8_kernel(const std::string& name, cudaStream_t stream) {
   const bool ready = int8_mm_wgmma_ready(stream);
   if (name == "wgmma") {
     TORCH_CHECK_VALUE(ready, "greenops.int8_mm (cuda backend): the wgmma kernel needs a Hopper "
-                      "GPU and a build for sm_90a (TORCH_CUDA_ARCH_LIST=9.0a)");
+                      "GPU and a build for sm_90a (TORCH_CUDA_ARCH_LIST=9.0a), and its first use "
+                      "on a device outside CUDA graph capture");
     return Int8Kernel::wgmma;
   }
   const char* env = std::getenv("GREENOPS_CUDA_WGMMA");

@@ -1,8 +1,10 @@
 // int8_mm on tensor cores: out = cast(float(A @ W^T) * a_scale[m] * w_scale[n] + bias[n]).
 // A [M, K] and W [N, K] int8, both K-contiguous (the "TN" layout mma.sync's row.col wants).
-// mma.sync.m16n8k32 s8 x s8 -> s32 (sm_80+), a STAGES-deep cp.async pipeline into swizzled
-// shared memory, ldmatrix to fragments, scales + bias + cast fused in the epilogue. Index math:
-// int8_mm_layout.h (host-tested). No torch headers: the binding is bindings.cpp.
+// Two kernels sharing the loads and the epilogue: int8_mm_kernel, mma.sync.m16n8k32 s8 x s8 ->
+// s32 (sm_80+) from a STAGES-deep cp.async pipeline into swizzled shared memory through ldmatrix;
+// int8_mm_wgmma_kernel, Hopper's wgmma (sm_90a builds), reading the same swizzled layout by
+// descriptor. Scales + bias + cast fused in the epilogue. Index math: int8_mm_layout.h
+// (host-tested). No torch headers: the binding is bindings.cpp.
 #include <atomic>
 
 #include "int8_mm_layout.h"
