@@ -421,6 +421,15 @@ at::Tensor bsr_mm_t_cpu(const at::Tensor& dy, const at::Tensor& values, const at
   }
   const at::Tensor v = values.contiguous();
   if (M == 0 || K == 0) return at::zeros({M, K}, dy.options());
+  if (amx() && dy.scalar_type() == at::kBFloat16 && values.scalar_type() == at::kBFloat16 &&
+      M >= kb::kAmxGradMinRows && N > 0) {
+    // bf16 on AMX tiles: dX = dY @ W is the forward of W^T, a BSR of (bk x bn) blocks whose
+    // block rows are W's column blocks (t_crow) — the blocks in column order, each transposed
+    // (a pass over the weight per call: what sets kAmxGradMinRows).
+    const at::Tensor vt = v.index_select(0, tb[0]).transpose(1, 2).contiguous();  // [nnz, bk, bn]
+    return bsr_mm_packed(dy.contiguous(), at::Tensor(), vt, tc, tb[1].contiguous(), std::nullopt, at::Tensor(), K,
+                         /*on_amx=*/true, at::kBFloat16);
+  }
   const int64_t mp = (M + 15) / 16 * 16;
   const at::Tensor dyf = dy.to(at::kFloat).contiguous();
   const float* dyt = pack_transposed(dyf, mp);

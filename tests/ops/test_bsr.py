@@ -138,6 +138,37 @@ def test_bf16_results_are_rounded_as_torch_rounds(isa, M, block, K):
     assert (sums[keep].abs() > 256).any()  # sums past bf16's 8 bits: rounding happens
 
 
+@pytest.mark.parametrize("isa", cpu_isas(amx=True))
+@pytest.mark.parametrize("M", [9, 100])
+@pytest.mark.parametrize("block", [(32, 32), (16, 64), (64, 16), (16, 16)], ids=str)
+def test_bf16_grad_x_is_rounded_as_torch_rounds(isa, M, block):
+    """dX = dY @ W for bf16 dy and blocks (on AMX: the forward kernel on W^T's transposed
+    blocks): exact integer sums rounded as .to(torch.bfloat16) rounds them; a column block
+    without blocks gives zeros; a NaN in dy reaches the columns of its block row's blocks."""
+    bn, bk = block
+    g = torch.Generator().manual_seed(M * bn + bk)
+    N, K = 3 * bn, 4 * bk
+    mask = torch.rand(3, 4, generator=g) < 0.6
+    mask[:, 2] = False  # an empty column block
+    mask[0, 0], mask[0, 1], mask[1, 1] = True, False, True  # dy[4, 0]'s block row: columns 0, ...
+    w = torch.randint(-8, 9, (N, K), generator=g).float()
+    w = w * mask.repeat_interleave(bn, 0).repeat_interleave(bk, 1)
+    sw = BlockSparseWeight.from_dense(w.bfloat16(), block, mask=mask)
+    t_crow, t_blocks = sw.transpose
+    dy = torch.randint(-8, 9, (M, N), generator=g).float()
+    dy[4, 0] = float("nan")
+    with greenops.use_cpu_isa(isa):
+        dx = torch.ops.greenops.bsr_mm_t(dy.bfloat16(), sw.values, t_crow, t_blocks)
+    assert dx.dtype == torch.bfloat16 and dx.shape == (M, K)
+    hit = mask[0].repeat_interleave(bk)  # the columns dy[4, 0] reaches
+    assert torch.equal(dx[4].isnan(), hit)
+    sums = (dy.nan_to_num(0).double() @ w.double()).float()  # exact: |sums| < 2^24
+    keep = torch.arange(M) != 4
+    assert torch.equal(dx[keep].view(torch.int16), sums[keep].bfloat16().view(torch.int16))
+    assert torch.equal(dx[4, ~hit].view(torch.int16), sums[4, ~hit].bfloat16().view(torch.int16))
+    assert (dx[:, 2 * bk : 3 * bk] == 0).all() and (sums[keep].abs() > 256).any()
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("block", [(32, 32), (16, 64)], ids=str)
 def test_low_precision_grad_x(dtype, block):
