@@ -465,8 +465,9 @@ at::Tensor bsr_sddmm_cpu(const at::Tensor& dy, const at::Tensor& x, const at::Te
     const at::Tensor xb = x.contiguous().view({M, K / bk, bk}).index_select(1, cc);
     return at::einsum("mzn,mzk->znk", {dyb, xb});
   }
-  const at::Tensor dyf = dy.to(at::kFloat).contiguous();
-  const at::Tensor xf = x.to(at::kFloat).contiguous();
+  // packed by block column (SddmmArgs), as fp32
+  const at::Tensor dyf = dy.contiguous().view({M, N / bn, bn}).transpose(0, 1).contiguous().to(at::kFloat);
+  const at::Tensor xf = x.contiguous().view({M, K / bk, bk}).transpose(0, 1).contiguous().to(at::kFloat);
   at::Tensor dv = at::empty({nnz, bn, bk}, x.options().dtype(at::kFloat));
   if (nnz > 0) {
     const kb::SddmmArgs args{dyf.data_ptr<float>(), xf.data_ptr<float>(), rp, cc.data_ptr<int64_t>(),

@@ -66,9 +66,12 @@ struct BackwardXArgs {
   FloatKind hkind = FloatKind::F32;
 };
 
+// dy and x packed per call by block column: [N / bn, M, bn] and [K / bk, M, bk], so that a
+// block's operands are two contiguous runs (row-major, the rows of one block were a whole row of
+// dy or x apart: a TLB miss and no hardware prefetch at every step of M).
 struct SddmmArgs {
-  const float* dy;  // [M, N]
-  const float* x;  // [M, K]
+  const float* dy;  // [N / bn, M, bn]
+  const float* x;  // [K / bk, M, bk]
   const int64_t* row;  // block row of each block
   const int64_t* col;
   float* dv;  // [nnz, bn, bk]

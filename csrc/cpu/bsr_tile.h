@@ -239,13 +239,15 @@ inline void backward_x_impl(const BackwardXArgs& a, int64_t c_begin, int64_t c_e
   }
 }
 
-// dV_b[i, 0:bk] = sum_m dy[m, r_b*bn + i] * x[m, c_b*bk + 0:bk], blocks [b_begin, b_end).
+// dV_b[i, 0:bk] = sum_m dy[m, r_b*bn + i] * x[m, c_b*bk + 0:bk], blocks [b_begin, b_end), from
+// the packed dy and x (SddmmArgs).
 inline void sddmm_impl(const SddmmArgs& a, int64_t b_begin, int64_t b_end) {
   const Dims& d = a.d;
   for (int64_t b = b_begin; b < b_end; ++b) {
-    const Segment s{a.dy + a.row[b] * d.bn, a.x + a.col[b] * d.bk};
-    // A: row i is column r_b*bn + i of dy (stride 1 between rows, N between j = m).
-    columns(&s, 1, d.bn, 1, d.N, d.K, d.M, a.dv + b * d.bn * d.bk, d.bk, nullptr, d.bk);
+    const Segment s{a.dy + a.row[b] * d.M * d.bn, a.x + a.col[b] * d.M * d.bk};
+    // A: row i is column i of the block row's [M, bn] (stride 1 between rows, bn between j = m);
+    // B: the block column's [M, bk]
+    columns(&s, 1, d.bn, 1, d.bn, d.bk, d.M, a.dv + b * d.bn * d.bk, d.bk, nullptr, d.bk);
   }
 }
 

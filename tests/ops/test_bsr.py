@@ -216,6 +216,33 @@ def test_gradients_against_dense(block):
     assert torch.allclose(bias.grad, g2.sum(0).float(), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("isa", cpu_isas(amx=True))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("M", [1, 7, 130])
+@pytest.mark.parametrize("block", BLOCKS, ids=str)
+def test_sddmm_matches_the_dense_product_at_the_blocks(isa, dtype, M, block):
+    """dValues = (dY^T X) at the pattern's blocks (the C++ kernel reads dy and x packed per
+    block column), with an empty block row, against fp64."""
+    bn, bk = block
+    sw, _ = dense_mask_weight(3 * bn, 2 * bk, block, 0.6, seed=M + bn)
+    mask = sw.to_dense().view(3, bn, 2, bk).abs().sum((1, 3)) > 0
+    mask[1] = False
+    sw = BlockSparseWeight.from_dense(
+        sw.to_dense() * mask.repeat_interleave(bn, 0).repeat_interleave(bk, 1), block, mask=mask
+    )
+    g, x = torch.randn(M, 3 * bn).to(dtype), torch.randn(M, 2 * bk).to(dtype)
+    with greenops.use_cpu_isa(isa):
+        gv = torch.ops.greenops.bsr_sddmm(g, x, sw.crow_indices, sw.col_indices, bn, bk)
+    assert gv.dtype == dtype and gv.shape == (sw.nnz_blocks, bn, bk)
+    dw = (g.double().T @ x.double()).view(3, bn, 2, bk).transpose(1, 2)
+    rows = torch.repeat_interleave(torch.arange(3), sw.crow_indices.diff())
+    assert_close_to_ref(
+        gv,
+        dw[rows, sw.col_indices],
+        (g.T @ x).view(3, bn, 2, bk).transpose(1, 2)[rows, sw.col_indices],
+    )
+
+
 @pytest.mark.parametrize("block", [(16, 32), (32, 16)], ids=str)
 def test_triton_backward_pieces(block):
     bn, bk = block
