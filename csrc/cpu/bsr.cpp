@@ -465,6 +465,21 @@ at::Tensor bsr_sddmm_cpu(const at::Tensor& dy, const at::Tensor& x, const at::Te
     const at::Tensor xb = x.contiguous().view({M, K / bk, bk}).index_select(1, cc);
     return at::einsum("mzn,mzk->znk", {dyb, xb});
   }
+  if (amx() && dy.scalar_type() == at::kBFloat16 && x.scalar_type() == at::kBFloat16 && M >= kb::kAmxGradMinRows &&
+      nnz > 0) {  // bf16 on AMX tiles, fp32 sums
+    const at::Tensor dyc = dy.contiguous(), xc = x.contiguous();
+    const int64_t mp = (M + 31) / 32 * 32;
+    at::Tensor xv = at::empty({K / 16, mp / 2, 32}, x.options());
+    at::Tensor dv = at::empty({nnz, bn, bk}, x.options());
+    const kb::SddmmAmxArgs args{static_cast<const uint16_t*>(dyc.data_ptr()), static_cast<const uint16_t*>(xc.data_ptr()),
+                                static_cast<uint16_t*>(xv.data_ptr()), cp, cc.data_ptr<int64_t>(),
+                                static_cast<uint16_t*>(dv.data_ptr()), mp, {M, N, K, bn, bk}};
+#if defined(__x86_64__)
+    at::parallel_for(0, K / 16, 1, [&](int64_t g0, int64_t g1) { kb::pack_pairs_amx(args, g0, g1); });
+    parallel_balanced(cp, R, mp * bn * bk, [&](int64_t r0, int64_t r1) { kb::sddmm_amx(args, r0, r1); });
+#endif
+    return dv;
+  }
   // packed by block column (SddmmArgs), as fp32
   const at::Tensor dyf = dy.contiguous().view({M, N / bn, bn}).transpose(0, 1).contiguous().to(at::kFloat);
   const at::Tensor xf = x.contiguous().view({M, K / bk, bk}).transpose(0, 1).contiguous().to(at::kFloat);

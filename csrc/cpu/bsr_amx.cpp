@@ -146,7 +146,88 @@ void forward(const PackedArgs& a, int64_t r_begin, int64_t r_end) {
   _tile_release();
 }
 
+// C tiles of one block's dV for NA (1, 2) 16-row slices of dy^T from n0 and NB (1, 2) 16-column
+// slices of x from k0, over all of m; stored into the block's dv [bn, bk] rows at (n0, k0).
+template <int NA, int NB>
+void sddmm_tiles(const SddmmAmxArgs& a, const uint16_t* dyt, int64_t c, int64_t n0, int64_t k0, float* dv) {
+  const Dims& d = a.d;
+  const int64_t lda = a.mp * 2, group = a.mp / 2 * 64;  // bytes: a dy^T row; a group of x pairs
+  _tile_zero(0);
+  if (NB == 2) _tile_zero(1);
+  if (NA == 2) _tile_zero(2);
+  if (NA == 2 && NB == 2) _tile_zero(3);
+  const uint8_t* arow = reinterpret_cast<const uint8_t*>(dyt) + n0 * lda;
+  const uint8_t* bg = reinterpret_cast<const uint8_t*>(a.xv) + (c * d.bk + k0) / 16 * group;
+  for (int64_t m = 0; m < a.mp; m += 32) {
+    _tile_loadd(4, arow + m * 2, lda);
+    _tile_loadd(6, bg + m / 2 * 64, 64);
+    if (NB == 2) _tile_loadd(7, bg + group + m / 2 * 64, 64);
+    if (NA == 2) _tile_loadd(5, arow + 16 * lda + m * 2, lda);
+    _tile_dpbf16ps(0, 4, 6);
+    if (NB == 2) _tile_dpbf16ps(1, 4, 7);
+    if (NA == 2) _tile_dpbf16ps(2, 5, 6);
+    if (NA == 2 && NB == 2) _tile_dpbf16ps(3, 5, 7);
+  }
+  const int64_t ld = d.bk * 4;
+  float* o = dv + n0 * d.bk + k0;
+  _tile_stored(0, o, ld);
+  if (NB == 2) _tile_stored(1, o + 16, ld);
+  if (NA == 2) _tile_stored(2, o + 16 * d.bk, ld);
+  if (NA == 2 && NB == 2) _tile_stored(3, o + 16 * d.bk + 16, ld);
+}
+
 }  // namespace
+
+void pack_pairs_amx(const SddmmAmxArgs& a, int64_t g_begin, int64_t g_end) {
+  const Dims& d = a.d;
+  for (int64_t g = g_begin; g < g_end; ++g) {
+    uint16_t* out = a.xv + g * (a.mp / 2) * 32;
+    for (int64_t p = 0; p < a.mp / 2; ++p) {  // rows 2p (low halves) and 2p + 1 (high)
+      const int64_t m = 2 * p;
+      const __m512i lo = m < d.M ? _mm512_cvtepu16_epi32(_mm256_loadu_si256(
+                                       reinterpret_cast<const __m256i*>(a.x + m * d.K + g * 16)))
+                                 : _mm512_setzero_si512();
+      const __m512i hi = m + 1 < d.M ? _mm512_cvtepu16_epi32(_mm256_loadu_si256(
+                                           reinterpret_cast<const __m256i*>(a.x + (m + 1) * d.K + g * 16)))
+                                     : _mm512_setzero_si512();
+      _mm512_storeu_si512(out + p * 32, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+    }
+  }
+}
+
+void sddmm_amx(const SddmmAmxArgs& a, int64_t r_begin, int64_t r_end) {
+  const Dims& d = a.d;
+  const TileConfig cfg = config(64);
+  _tile_loadconfig(&cfg);
+  thread_local std::vector<uint16_t> dyt;  // the block row's dy^T [bn, mp], m past M zero
+  dyt.assign(d.bn * a.mp, 0);
+  thread_local std::vector<float> sums;  // a block's fp32 dV, then rounded into a.dv
+  sums.resize(d.bn * d.bk);
+  for (int64_t R_ = r_begin; R_ < r_end; ++R_) {
+    if (a.crow[R_] == a.crow[R_ + 1]) continue;
+    for (int64_t m = 0; m < d.M; ++m) {  // a line of dy per m, in order
+      const uint16_t* src = a.dy + m * d.N + R_ * d.bn;
+      for (int64_t i = 0; i < d.bn; ++i) dyt[i * a.mp + m] = src[i];
+    }
+    for (int64_t b = a.crow[R_]; b < a.crow[R_ + 1]; ++b) {
+      float* dv = sums.data();
+      for (int64_t n0 = 0; n0 < d.bn; n0 += 32) {
+        const bool two_n = n0 + 32 <= d.bn;
+        for (int64_t k0 = 0; k0 < d.bk; k0 += 32) {
+          const bool two_k = k0 + 32 <= d.bk;
+          if (two_n && two_k) sddmm_tiles<2, 2>(a, dyt.data(), a.col[b], n0, k0, dv);
+          else if (two_n) sddmm_tiles<2, 1>(a, dyt.data(), a.col[b], n0, k0, dv);
+          else if (two_k) sddmm_tiles<1, 2>(a, dyt.data(), a.col[b], n0, k0, dv);
+          else sddmm_tiles<1, 1>(a, dyt.data(), a.col[b], n0, k0, dv);
+        }
+      }
+      uint16_t* out = a.dv + b * d.bn * d.bk;
+      for (int64_t i = 0; i < d.bn * d.bk; i += 16)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), to_bf16(_mm512_loadu_ps(dv + i)));
+    }
+  }
+  _tile_release();
+}
 
 void forward_amx(const PackedArgs& a, int64_t r_begin, int64_t r_end) {
   if (a.int8)

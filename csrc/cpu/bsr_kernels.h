@@ -157,6 +157,23 @@ GREENOPS_BSR_KERNELS(scalar)
 GREENOPS_BSR_KERNELS(avx512)
 void forward_w8a8_avx512(const PackedArgs& a, int64_t r_begin, int64_t r_end);
 void forward_amx(const PackedArgs& a, int64_t r_begin, int64_t r_end);
+
+// bf16 dValues on AMX tiles (bsr_amx.cpp): dV_b = dy[:, R_b]^T x[:, C_b], the sum over m. The
+// tiles' A is 16 rows of dy^T (made per block row, in cache, from dy as it is: [M, N]); their B
+// holds x in pairs of m: xv = [K/16][mp/2][16][2] bf16, m past M zero (pack_pairs_amx). dv bf16,
+// each block's fp32 sums rounded as .to(bfloat16) rounds them, in cache.
+struct SddmmAmxArgs {
+  const uint16_t* dy;  // [M, N] bf16
+  const uint16_t* x;  // [M, K] bf16
+  uint16_t* xv;  // [K / 16, mp / 2, 16, 2]
+  const int64_t* crow;
+  const int64_t* col;
+  uint16_t* dv;  // [nnz, bn, bk] bf16
+  int64_t mp;  // M rounded up to 32
+  Dims d;
+};
+void pack_pairs_amx(const SddmmAmxArgs& a, int64_t g_begin, int64_t g_end);  // groups of 16 k's
+void sddmm_amx(const SddmmAmxArgs& a, int64_t r_begin, int64_t r_end);  // block rows
 #endif
 #undef GREENOPS_BSR_KERNELS
 

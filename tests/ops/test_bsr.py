@@ -243,6 +243,32 @@ def test_sddmm_matches_the_dense_product_at_the_blocks(isa, dtype, M, block):
     )
 
 
+@pytest.mark.parametrize("isa", cpu_isas(amx=True))
+@pytest.mark.parametrize("M", [9, 99, 130])
+@pytest.mark.parametrize("block", [(32, 32), (16, 64), (64, 16), (16, 16), (128, 32)], ids=str)
+def test_bf16_sddmm_is_rounded_as_torch_rounds(isa, M, block):
+    """bf16 dy and x (on AMX for M >= 64: dy^T made per block row, x in pairs of m, odd M
+    padded): exact integer sums rounded to bf16 as .to(torch.bfloat16) rounds them."""
+    bn, bk = block
+    g = torch.Generator().manual_seed(M * bn + bk)
+    mask = torch.rand(3, 4, generator=g) < 0.6
+    mask[1] = False  # an empty block row
+    mask[0, 0] = True
+    sw = BlockSparseWeight.from_dense(torch.ones(3 * bn, 4 * bk), block, mask=mask)
+    dy = torch.randint(-8, 9, (M, 3 * bn), generator=g).float()
+    x = torch.randint(-8, 9, (M, 4 * bk), generator=g).float()
+    with greenops.use_cpu_isa(isa):
+        gv = torch.ops.greenops.bsr_sddmm(
+            dy.bfloat16(), x.bfloat16(), sw.crow_indices, sw.col_indices, bn, bk
+        )
+    dw = (dy.double().T @ x.double()).float().view(3, bn, 4, bk).transpose(1, 2)
+    rows = torch.repeat_interleave(torch.arange(3), sw.crow_indices.diff())
+    want = dw[rows, sw.col_indices].bfloat16()
+    assert gv.dtype == torch.bfloat16
+    assert torch.equal(gv.view(torch.int16), want.view(torch.int16))
+    assert (want.float().abs() > 256).any()  # sums past bf16's 8 bits: rounding happens
+
+
 @pytest.mark.parametrize("block", [(16, 32), (32, 16)], ids=str)
 def test_triton_backward_pieces(block):
     bn, bk = block
