@@ -63,8 +63,9 @@ void parallel_balanced(const int64_t* ptr, int64_t n, int64_t work_per_nnz, cons
   });
 }
 
-// Scratch for the per-call packed copy of x / dy: kept per thread and reused while large
-// enough, so that each call does not fault in fresh pages (an mmap'ed 4 MB buffer per call).
+// Scratch for the per-call packed copy of x / dy (floats, or bytes for the packed-int8 and AMX
+// layouts: one call uses one packed copy): kept per thread and reused while large enough, so
+// that each call does not fault in fresh pages (an mmap'ed 4 MB buffer per call).
 // 2 MiB-aligned and, on Linux, backed by huge pages where the kernel allows (THP "madvise"
 // here): the kernels jump between blocks' strips all over it, and with 4 KiB pages the TLB
 // misses cost 5-6% (M = 256, 4096^2, 32x32 blocks, 50% and 90% sparsity, single-threaded A/B).
@@ -202,10 +203,8 @@ at::Tensor dequantize_blocks(const at::Tensor& values, const at::Tensor& scales,
 // 128 (x = 0).
 const uint8_t* pack_w8a8(const at::Tensor& xq, int64_t mp) {
   const int64_t M = xq.size(0), K = xq.size(1);
-  thread_local std::vector<uint8_t> buf;
-  if (int64_t(buf.size()) < mp * K) buf.resize(mp * K);
   const int8_t* src = xq.data_ptr<int8_t>();
-  uint8_t* dst = buf.data();
+  uint8_t* dst = reinterpret_cast<uint8_t*>(scratch((mp * K + 3) / 4));
   at::parallel_for(0, mp, 16, [&](int64_t m_begin, int64_t m_end) {
     for (int64_t m0 = 0; m0 < mp;) {  // the strip of each row
       const int64_t w = kb::strip_width(mp - m0);
@@ -234,10 +233,8 @@ at::Tensor bsr_mm_w8a8(const at::Tensor& x, const at::Tensor& xs, const at::Tens
 // packed row r): 16 x 16 words at a time in registers, the bits moved as they are.
 const uint8_t* pack_amx(const at::Tensor& x, int64_t mp) {
   const int64_t M = x.size(0), row_bytes = x.size(1) * x.element_size(), lanes = row_bytes / 4;
-  thread_local std::vector<uint8_t> buf;
-  if (int64_t(buf.size()) < mp * row_bytes) buf.resize(mp * row_bytes);
   const uint8_t* src = static_cast<const uint8_t*>(x.data_ptr());
-  uint8_t* dst = buf.data();
+  uint8_t* dst = reinterpret_cast<uint8_t*>(scratch(mp * lanes));
   const kb::Transpose16Fn tr = transpose16();
   at::parallel_for(0, mp / 16, 1, [&](int64_t g0, int64_t g1) {
     for (int64_t g = g0; g < g1; ++g) {
@@ -426,7 +423,7 @@ at::Tensor bsr_mm_t_cpu(const at::Tensor& dy, const at::Tensor& values, const at
     // bf16 on AMX tiles: dX = dY @ W is the forward of W^T, a BSR of (bk x bn) blocks whose
     // block rows are W's column blocks (t_crow) — the blocks in column order, each transposed
     // (a pass over the weight per call: what sets kAmxGradMinRows).
-    const at::Tensor vt = v.index_select(0, tb[0]).transpose(1, 2).contiguous();  // [nnz, bk, bn]
+    const at::Tensor vt = v.transpose(1, 2).index_select(0, tb[0]);  // [nnz, bk, bn], one pass
     return bsr_mm_packed(dy.contiguous(), at::Tensor(), vt, tc, tb[1].contiguous(), std::nullopt, at::Tensor(), K,
                          /*on_amx=*/true, at::kBFloat16);
   }
@@ -481,9 +478,13 @@ at::Tensor bsr_sddmm_cpu(const at::Tensor& dy, const at::Tensor& x, const at::Te
 #endif
     return dv;
   }
-  // packed by block column (SddmmArgs), as fp32
-  const at::Tensor dyf = dy.contiguous().view({M, N / bn, bn}).transpose(0, 1).contiguous().to(at::kFloat);
-  const at::Tensor xf = x.contiguous().view({M, K / bk, bk}).transpose(0, 1).contiguous().to(at::kFloat);
+  // packed by block column (SddmmArgs), as fp32: one copy each, converting as it goes
+  const auto packed = [](const at::Tensor& t, int64_t b) {
+    const int64_t rows = t.size(0), cols = t.size(1);
+    return at::empty({cols / b, rows, b}, t.options().dtype(at::kFloat))
+        .copy_(t.contiguous().view({rows, cols / b, b}).transpose(0, 1));
+  };
+  const at::Tensor dyf = packed(dy, bn), xf = packed(x, bk);
   at::Tensor dv = at::empty({nnz, bn, bk}, x.options().dtype(at::kFloat));
   if (nnz > 0) {
     const kb::SddmmArgs args{dyf.data_ptr<float>(), xf.data_ptr<float>(), rp, cc.data_ptr<int64_t>(),

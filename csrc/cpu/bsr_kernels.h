@@ -78,7 +78,8 @@ struct SddmmArgs {
   Dims d;
 };
 
-// The kernels that take x packed per call in bytes, and write out fp32 [M, N]:
+// The kernels that take x packed per call in bytes, and write out [M, N] (fp32; bf16 for bf16 x
+// on AMX):
 // - W8A8 (forward_w8a8_avx512): int8 x (per-row scales xs) times int8 blocks (per-output-
 //   channel scales), by vpdpbusd (AVX-512 VNNI; bsr.cpp sends other machines, and M <=
 //   kDotMaxRows, to the float kernels with x dequantized). xp: like xt above but in bytes, 4 k's
