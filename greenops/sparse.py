@@ -17,7 +17,13 @@ from __future__ import annotations
 import torch
 
 from .ops import _backend
-from .ops.bsr import BLOCK_SIZES, block_rows, dequantize_blocks, transpose_metadata
+from .ops.bsr import (
+    BLOCK_SIZES,
+    block_rows,
+    check_indices,
+    dequantize_blocks,
+    transpose_metadata,
+)
 
 
 class BlockSparseWeight:
@@ -30,15 +36,20 @@ class BlockSparseWeight:
         validate: bool = True,
         scales: torch.Tensor | None = None,
     ) -> None:
-        """validate=False skips the O(nnz) checks of index contents (monotone crow, sorted and
-        unique columns) for trusted weights; shapes are always checked, and the C++ kernels
-        still bound every index (an out-of-range one is an error, never a wild read). int8
-        values need `scales` [N] (fp32, one per output channel); float values take none."""
+        """Shapes and the bounds of every index (crow running monotonically from 0 to nnz,
+        columns in [0, K/bk)) are always checked: a bad index is a ValueError naming it, never
+        a wild read (one host copy of the metadata; skipped for meta/fake tensors).
+        validate=False skips only the check that each row's columns are sorted and unique, for
+        trusted weights. int8 values need `scales` [N] (fp32, one per output channel); float
+        values take none."""
         self.values, self.crow_indices, self.col_indices = values, crow_indices, col_indices
         self.scales = scales
         self.shape = (int(shape[0]), int(shape[1]))
         self._transpose = None
         self._check_shapes()
+        check_indices(
+            "BlockSparseWeight", crow_indices, col_indices, self.shape[1] // self.block[1]
+        )
         if validate:
             self.validate()
 
@@ -100,17 +111,11 @@ class BlockSparseWeight:
     def validate(self) -> None:
         """Raises ValueError unless crow runs monotonically from 0 to nnz and every row's
         column indices are in range, sorted and unique."""
+        check_indices(
+            "BlockSparseWeight", self.crow_indices, self.col_indices, self.shape[1] // self.block[1]
+        )
         crow, col = self.crow_indices.cpu(), self.col_indices.cpu()
-        nnz, C = self.nnz_blocks, self.shape[1] // self.block[1]
-        if crow[0] != 0 or crow[-1] != nnz:
-            raise ValueError(
-                f"crow_indices must run from 0 to nnz={nnz}, got {crow[0]} .. {crow[-1]}"
-            )
-        if (crow[1:] < crow[:-1]).any():
-            r = int(torch.nonzero(crow[1:] < crow[:-1])[0])
-            raise ValueError(f"crow_indices must not decrease (row {r}: {crow[r]} > {crow[r + 1]})")
-        if nnz and (col.min() < 0 or col.max() >= C):
-            raise ValueError(f"col_indices must lie in 0..{C - 1} (K/bk block columns)")
+        nnz = self.nnz_blocks
         if nnz > 1:
             same_row = torch.ones(nnz - 1, dtype=torch.bool)
             same_row[crow[1:-1][crow[1:-1] < nnz] - 1] = False  # pairs across a row boundary
@@ -154,7 +159,7 @@ class BlockSparseWeight:
         if sparsity is not None:
             mask = block_mask(w, (bn, bk), sparsity)
         elif mask is None:
-            mask = blocks.reshape(N // bn, K // bk, -1).ne(0).any(-1)
+            mask = blocks.reshape(N // bn, K // bk, bn * bk).ne(0).any(-1)
         if mask.shape != (N // bn, K // bk) or mask.dtype != torch.bool:
             raise ValueError(
                 f"mask must be bool [{N // bn}, {K // bk}], got {mask.dtype} {list(mask.shape)}"
@@ -267,6 +272,17 @@ def bsr_mm(
     sums, fp32 output; not differentiable."""
     from .ops.bsr import TRITON_IMPLS
 
+    if not isinstance(weight, BlockSparseWeight):
+        raise TypeError(
+            "greenops.bsr_mm: weight must be a greenops.BlockSparseWeight (e.g. "
+            f"BlockSparseWeight.from_dense(w, block=(32, 32), sparsity=0.5)), got "
+            f"{type(weight).__name__}"
+        )
+    if x.dim() < 1 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(
+            f"greenops.bsr_mm: x has K={x.shape[-1] if x.dim() else None} but the weight is "
+            f"[N, K] = {list(weight.shape)}"
+        )
     t_crow, t_blocks = weight.transpose
     args = (
         x,

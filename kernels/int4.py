@@ -28,6 +28,7 @@ def int4_weight_mm_kernel(
     GROUP_ALIGNED: tl.constexpr,
     IEEE: tl.constexpr,
     UPCAST: tl.constexpr,
+    WIDE: tl.constexpr,
     SPLIT_K: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
@@ -37,7 +38,9 @@ def int4_weight_mm_kernel(
     Grid (m-blocks * n-blocks, SPLIT_K). SPLIT_K == 1: out [M, N] in x's dtype with the bias;
     otherwise out is fp32 [SPLIT_K, M, N] partial sums (the launcher adds them and the bias).
     GROUP_ALIGNED: GROUP is a multiple of BLOCK_K, so a k-block has one scale per column.
-    IEEE / UPCAST: as in the int8 kernels (full fp32 dot; fp32 dot under the interpreter)."""
+    IEEE / UPCAST: as in the int8 kernels (full fp32 dot; fp32 dot under the interpreter).
+    WIDE: fp16 x with a weight beyond fp16's range: the dot takes x and w in fp32 (tf32 on
+    tensor cores: fp16's mantissa, fp32's range), since w rounded to fp16 would be inf."""
     pid = tl.program_id(0)
     pid_k = tl.program_id(1)
     num_n = tl.cdiv(N, BLOCK_N)
@@ -82,7 +85,7 @@ def int4_weight_mm_kernel(
         if IEEE:
             acc = tl.dot(xe, w_lo, acc, input_precision="ieee")
             acc = tl.dot(xo, w_hi, acc, input_precision="ieee")
-        elif UPCAST:
+        elif UPCAST or WIDE:
             acc = tl.dot(xe.to(tl.float32), w_lo, acc)
             acc = tl.dot(xo.to(tl.float32), w_hi, acc)
         else:

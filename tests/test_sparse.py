@@ -30,21 +30,27 @@ def test_magnitude_pruning_keeps_the_largest_blocks():
 
 
 @pytest.mark.parametrize(
-    "crow, col, match",
+    "crow, col, match, bounds",
     [
-        ([0, 2, 1], [0, 1], "must not decrease|run from 0"),
-        ([0, 2, 2], [1, 0], "sorted and unique"),
-        ([0, 2, 2], [0, 0], "sorted and unique"),
-        ([0, 1, 2], [0, 9], "must lie in"),
-        ([1, 1, 2], [0, 1], "run from 0"),
+        ([0, 2, 1], [0, 1], "must not decrease|run from 0", True),
+        ([0, 2, 2], [1, 0], "sorted and unique", False),
+        ([0, 2, 2], [0, 0], "sorted and unique", False),
+        ([0, 1, 2], [0, 9], r"col_indices\[1\] = 9 is out of range", True),
+        ([1, 1, 2], [0, 1], "run from 0", True),
     ],
 )
-def test_validation(crow, col, match):
+def test_validation(crow, col, match, bounds):
+    """Index bounds are checked whatever `validate` says; validate=False skips only the sorted
+    and unique columns check (on request, never silently)."""
     v = torch.randn(2, 32, 32)
     args = (v, torch.tensor(crow), torch.tensor(col), (64, 64))
     with pytest.raises(ValueError, match=match):
         BlockSparseWeight(*args)
-    BlockSparseWeight(*args, validate=False)  # skipped on request, never silently
+    if bounds:
+        with pytest.raises(ValueError, match=match):
+            BlockSparseWeight(*args, validate=False)
+    else:
+        BlockSparseWeight(*args, validate=False)
 
 
 def test_shape_errors():

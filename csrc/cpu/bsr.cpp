@@ -300,12 +300,13 @@ at::Tensor bsr_mm_cpu(const at::Tensor& x, const at::Tensor& values, const at::T
   check_same_device(op, {{"x", &x}, {"values", &values}, {"crow_indices", &crow}, {"col_indices", &col},
                          {"bias", bias ? &*bias : &no_tensor}, {"scales", scales ? &*scales : &no_tensor}});
   const int64_t K = x.size(-1);
+  check_bsr_shapes(op, values, crow, col, K);
+  check_weight_k(op, t_crow, K, values.size(2));  // the transposed metadata: otherwise backward's
   const int64_t R = check_bsr(op, values, crow, col, K);
   const int64_t bn = values.size(1), bk = values.size(2), N = R * bn;
   check_values(op, x, values, scales, x_scales, N);
   const bool q8 = values.scalar_type() == at::kChar;
   check_bias(op, bias, N, /*allow_double=*/true);
-  (void)t_crow;  // transposed metadata: used by the backward only
   (void)t_blocks;
   if (x.scalar_type() == at::kChar) return bsr_mm_w8a8(x, *x_scales, values, crow, col, bias, *scales, R);
   if (x.scalar_type() == at::kDouble) {

@@ -140,6 +140,7 @@ at::Tensor int4_weight_mm_cpu(const at::Tensor& x, const at::Tensor& packed, con
   const at::Tensor x2 = x.reshape({rows_of(x), K});
   const int64_t M = x2.size(0);
   if (M == 0 || N == 0) return at::empty(out_shape(x, N), x.options());
+  if (K == 0) return empty_k_result(x, N, bias);
   const at::Tensor p = packed.contiguous(), s = scales.contiguous();
   const at::Tensor z = zeros.has_value() ? zeros->contiguous() : at::Tensor();
 #if defined(__x86_64__)
@@ -161,16 +162,19 @@ at::Tensor int4_weight_mm_cpu(const at::Tensor& x, const at::Tensor& packed, con
     parallel_over_n(N, M * K, [&](int64_t b0, int64_t e0) { gemv(args, b0, e0); });
     return out.to(x.scalar_type()).view(out_shape(x, N));
   }
-  // Compute-bound: dequantized tiles + library GEMM (op_utils.h).
+  // Compute-bound: dequantized tiles + library GEMM (op_utils.h); |(q - z) s| <= |s| max(|z|,
+  // |15 - z|) for q in 0..15.
+  const at::Tensor bound = z.defined() ? s.abs() * at::maximum(z.abs(), (15 - z).abs()) : s.abs() * 8;
+  const at::Tensor xc = (beyond_half(x, bound) ? x2.to(at::kFloat) : x2).contiguous();
   const auto dequantize = kernels().dequantize;
-  const auto kind = float_kind(x.scalar_type());
+  const auto kind = float_kind(xc.scalar_type());
   const int64_t G = K / group_size;
   const float* zp = z.defined() ? z.data_ptr<float>() : nullptr;
-  const at::Tensor out = tiled_dequant_gemm(x2.contiguous(), N, bias, kTileBytes, [&](int64_t n0, int64_t r0, int64_t r1, void* tile) {
+  const at::Tensor out = tiled_dequant_gemm(xc, N, bias, kTileBytes, [&](int64_t n0, int64_t r0, int64_t r1, void* tile) {
     dequantize(p.data_ptr<uint8_t>() + n0 * (K / 2), s.data_ptr<float>() + n0 * G, zp ? zp + n0 * G : nullptr, K,
                group_size, r0, r1, tile, kind);
   });
-  return out.view(out_shape(x, N));
+  return out.to(x.scalar_type()).view(out_shape(x, N));
 }
 
 }  // namespace

@@ -88,6 +88,14 @@ void quantize_rows(const void* w, FloatKind kind, int64_t K, int64_t group, bool
         z = 8.f;
       } else {
         s = (hi - lo) / 15.f;
+        if (std::isinf(s)) {
+          // hi - lo beyond FLT_MAX (a finite range near +-3e38): the scale without overflow, and
+          // the range pulled in by 2^-20 (16 ulps; the rounding of z, 15 - z and the products is
+          // < 10) so that the levels 0 and 15 cannot dequantize past FLT_MAX
+          lo *= 1.f - 0x1p-20f;
+          hi *= 1.f - 0x1p-20f;
+          s = hi / 15.f - lo / 15.f;
+        }
         if (s == 0.f) s = 1.f;
         z = -lo / s;
       }

@@ -139,6 +139,7 @@ at::Tensor int8_weight_mm_cpu(const at::Tensor& x, const at::Tensor& w_q, const 
   const at::Tensor x2 = x.reshape({rows_of(x), K});
   const int64_t M = x2.size(0);
   if (M == 0 || N == 0) return at::empty(out_shape(x, N), x.options());
+  if (K == 0) return empty_k_result(x, N, bias);
   const at::Tensor w = w_q.contiguous();
   const at::Tensor ws = w_scale.contiguous();
   if (M <= k8::kWeightDotMaxRows) {
@@ -154,13 +155,14 @@ at::Tensor int8_weight_mm_cpu(const at::Tensor& x, const at::Tensor& w_q, const 
     parallel_over_n(N, M * K, [&](int64_t b0, int64_t e0) { weight_dot(args, b0, e0); });
     return out.to(x.scalar_type()).view(out_shape(x, N));
   }
-  // Large M is compute-bound: dequantized tiles + library GEMM (op_utils.h).
+  // Large M is compute-bound: dequantized tiles + library GEMM (op_utils.h); |w| <= 127 |s|.
+  const at::Tensor xc = (beyond_half(x, ws.abs() * 127) ? x2.to(at::kFloat) : x2).contiguous();
   const auto dequantize = kernels().dequantize;
-  const auto kind = float_kind(x.scalar_type());
-  const at::Tensor out = tiled_dequant_gemm(x2.contiguous(), N, bias, kTileBytes, [&](int64_t n0, int64_t r0, int64_t r1, void* tile) {
+  const auto kind = float_kind(xc.scalar_type());
+  const at::Tensor out = tiled_dequant_gemm(xc, N, bias, kTileBytes, [&](int64_t n0, int64_t r0, int64_t r1, void* tile) {
     dequantize(w.data_ptr<int8_t>() + n0 * K, ws.data_ptr<float>() + n0, K, r0, r1, tile, kind);
   });
-  return out.view(out_shape(x, N));
+  return out.to(x.scalar_type()).view(out_shape(x, N));
 }
 
 }  // namespace

@@ -41,11 +41,28 @@ inline std::vector<int64_t> out_shape(const at::Tensor& act, int64_t N) {
   return s;
 }
 
+// A weight-only matmul over K = 0: every sum is empty, so out is the bias (or zeros) in x's
+// dtype, as the kernels' epilogue would give it. (The kernels themselves assume K > 0.)
+inline at::Tensor empty_k_result(const at::Tensor& x, int64_t N, const std::optional<at::Tensor>& bias) {
+  const int64_t M = rows_of(x);
+  at::Tensor out = bias.has_value() ? bias->to(x.scalar_type()).expand({M, N}).contiguous()
+                                    : at::zeros({M, N}, x.options());
+  return out.view(out_shape(x, N));
+}
+
+// Whether fp16 x must take fp32 tiles on the large-M path: `bound` holds an upper bound of
+// |dequantized weight| per row or group, and a weight beyond fp16's range (65504) would turn
+// into inf in an fp16 tile although the fp32 accumulator, and often the result, hold it.
+inline bool beyond_half(const at::Tensor& x, const at::Tensor& bound) {
+  return x.scalar_type() == at::kHalf && bound.numel() > 0 && bound.max().item<float>() > 65504.f;
+}
+
 // Large-M weight-only path shared by int8 and int4: x [M, K] (contiguous) @ W.T + bias in x's
 // dtype, with W dequantized `tile_bytes` of rows at a time into a cache-resident tile of x's
 // dtype (the rounding torch's own same-dtype matmul would see) and each tile handed to the
 // library GEMM (AMX for bf16 here). dequant(n0, r0, r1, tile) fills rows [r0, r1) of the tile
-// with weight rows n0 + r0 .. n0 + r1. The full float weight never exists.
+// with weight rows n0 + r0 .. n0 + r1. The full float weight never exists. The callers pass
+// fp16 x as fp32 where the weight is beyond fp16's range (beyond_half).
 template <class Dequant>
 at::Tensor tiled_dequant_gemm(const at::Tensor& xc, int64_t N, const std::optional<at::Tensor>& bias,
                               int64_t tile_bytes, const Dequant& dequant) {

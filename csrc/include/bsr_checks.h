@@ -29,6 +29,15 @@ inline int64_t check_bsr_shapes(const char* op, const at::Tensor& values, const 
   return crow.numel() - 1;
 }
 
+// The weight's K, where known from the transpose's metadata t_crow [K_w/bk + 1], against x's K:
+// the forward alone cannot see a mismatch (column indices of a narrower weight are all in range).
+inline void check_weight_k(const char* op, const std::optional<at::Tensor>& t_crow, int64_t K, int64_t bk) {
+  if (!t_crow.has_value()) return;
+  const int64_t C = t_crow->numel() - 1;
+  TORCH_CHECK_VALUE(C * bk == K, "greenops.", op, ": x has K=", K, " but the weight has K=", C * bk, " (",
+                    C, " block columns of bk=", bk, ", from t_crow's length ", t_crow->numel(), ")");
+}
+
 // check_bsr_shapes, and every index: crow monotone from 0 to nnz, col in [0, K / bk).
 // Returns R (block rows).
 inline int64_t check_bsr(const char* op, const at::Tensor& values, const at::Tensor& crow,

@@ -192,22 +192,27 @@ def cuda_cpp_impls(ops) -> dict:
     return {op: getattr(C, f"{op}_cuda") for op in ops if op in getattr(C, "cuda_kernels", ())}
 
 
-# (what, id(t)) -> (weakref to t, t's version, fn(t)); see once_per_tensor
+# (what, ids of the tensors) -> (weakrefs to them, their versions, the value); see once_per_tensor
 _DERIVED: dict = {}
 
 
-def once_per_tensor(what: str, t: torch.Tensor, fn: Callable) -> torch.Tensor:
-    """fn(t), computed once per tensor and reused while that tensor lives unmodified (a new or
-    changed tensor, or a reused id, misses): layouts and orders derived from a weight, so that
-    the per-call path does not redo them."""
-    key = (what, id(t))
+def once_per_tensor(what: str, t, fn: Callable):
+    """fn(t), computed once per tensor (or tuple of tensors, None allowed) and reused while
+    they live unmodified (a new or changed tensor, or a reused id, misses): layouts, orders and
+    bounds derived from a weight, so that the per-call path does not redo them."""
+    ts = t if isinstance(t, tuple) else (t,)
+    key = (what, *map(id, ts))
     hit = _DERIVED.get(key)
-    if hit is not None and hit[0]() is t and hit[1] == t._version:
+    if hit is not None and all(
+        (r is None and u is None) or (r is not None and r() is u and v == u._version)
+        for r, v, u in zip(hit[0], hit[1], ts, strict=True)
+    ):
         return hit[2]
-    for k in [k for k, v in _DERIVED.items() if v[0]() is None]:
+    for k in [k for k, v in _DERIVED.items() if any(r is not None and r() is None for r in v[0])]:
         del _DERIVED[k]  # tensors that are gone
     value = fn(t)
-    _DERIVED[key] = (weakref.ref(t), t._version, value)
+    refs = tuple(None if u is None else weakref.ref(u) for u in ts)
+    _DERIVED[key] = (refs, tuple(None if u is None else u._version for u in ts), value)
     return value
 
 
@@ -243,14 +248,51 @@ def cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
+# op -> (setup_context, backward) of its autograd formula; see register_autograd
+AUTOGRAD: dict[str, tuple[Callable, Callable]] = {}
+
+
+def register_autograd(op: str, backward: Callable, setup_context: Callable) -> None:
+    """The op's autograd formula, for the dispatcher and for the eager non-default backends
+    (call), so that every backend trains the same."""
+    torch.library.register_autograd(f"greenops::{op}", backward, setup_context=setup_context)
+    AUTOGRAD[op] = (setup_context, backward)
+
+
+class _Eager(torch.autograd.Function):
+    """A non-default backend's impl under its op's own autograd formula: the forward runs the
+    impl eagerly; the backward is the op's registered one (its pieces, e.g. bsr_mm_t, run on
+    the device's default backend). The last input is (impl, setup_context, backward), so the
+    op's formula sees its own inputs at their own positions."""
+
+    @staticmethod
+    def forward(*inputs):
+        *args, (impl, _, _) = inputs
+        return impl(*args)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        *args, (_, setup, backward) = inputs
+        ctx.greenops_backward = backward
+        setup(ctx, tuple(args), output)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return (*ctx.greenops_backward(ctx, *grads), None)
+
+
 def call(op: str, device: torch.device, backend: str | None, alternatives: dict, *args):
     """Runs `op` on the backend `backend` (or the current one) picks for `device`: the
     registered op through the dispatcher (compile/export-friendly) when that is the device's
-    default, otherwise the named alternative impl (e.g. {"triton": launcher}; the op's CUDA
-    C++ impl, where built, is always the "cuda" one), eagerly."""
+    default, and for meta tensors (its fake impl); otherwise the named alternative impl (e.g.
+    {"triton": launcher}; the op's CUDA C++ impl, where built, is always the "cuda" one),
+    eagerly, under the op's autograd formula when an input needs a gradient."""
     from .. import _ext
 
     _ext.load()  # a clear ExtensionError (with the rebuild command) if _C is missing or stale
+    if device.type == "meta":
+        _validate(current_backend() if backend is None else backend)
+        return getattr(torch.ops.greenops, op)(*args)
     chosen = resolve(op, device, backend)
     if chosen == default_backend(op, device):
         return getattr(torch.ops.greenops, op)(*args)
@@ -258,7 +300,11 @@ def call(op: str, device: torch.device, backend: str | None, alternatives: dict,
         alternatives = {**alternatives, "cuda": CUDA_CPP[op]}
     if chosen not in alternatives:
         raise BackendError(f"greenops.{op}: no {chosen!r} implementation")
-    return alternatives[chosen](*args)
+    impl = alternatives[chosen]
+    if op in AUTOGRAD and torch.is_grad_enabled():
+        if any(isinstance(a, torch.Tensor) and a.requires_grad for a in args):
+            return _Eager.apply(*args, (impl, *AUTOGRAD[op]))
+    return impl(*args)
 
 
 def default_backend(op: str, device: torch.device) -> str:

@@ -48,6 +48,56 @@ def _check_bsr(op, values, crow, col, K) -> int:
     return crow.numel() - 1
 
 
+def check_weight_k(op, t_crow, K, bk) -> None:
+    """The weight's K from the transpose's metadata t_crow [K_w/bk + 1] against x's K (the
+    forward alone cannot see a narrower weight: its column indices are all in range)."""
+    if t_crow is None:
+        return
+    C = t_crow.shape[0] - 1
+    check(
+        C * bk == K,
+        op,
+        f"x has K={K} but the weight has K={C * bk} ({C} block columns of bk={bk}, from "
+        f"t_crow's length {t_crow.shape[0]})",
+    )
+
+
+def has_data(t: torch.Tensor) -> bool:
+    """False for meta and fake tensors (shapes only: tracing, torch.compile, meta init)."""
+    from torch._subclasses.fake_tensor import FakeTensor
+
+    return t.device.type != "meta" and not isinstance(t, FakeTensor)
+
+
+def check_indices(op: str, crow: torch.Tensor, col: torch.Tensor, num_col_blocks: int) -> None:
+    """Every index in range (the C++ twin is check_bsr): crow runs monotonically from 0 to nnz
+    and each column index lies in [0, K/bk). O(R + nnz), one host copy; skipped for tensors
+    without data. Sortedness and uniqueness are BlockSparseWeight.validate's."""
+    if not (has_data(crow) and has_data(col)):
+        return
+    nnz, cr, cc = col.shape[0], crow.cpu(), col.cpu()
+    R = cr.shape[0] - 1
+    check(
+        cr[0] == 0 and cr[R] == nnz,
+        op,
+        f"crow_indices must run from 0 to nnz={nnz}, got {int(cr[0])} .. {int(cr[R])}",
+    )
+    down = torch.nonzero(cr[1:] < cr[:-1])
+    if down.numel():
+        r = int(down[0])
+        raise ValueError(
+            f"greenops.{op}: crow_indices must not decrease (row {r}: {int(cr[r])} > "
+            f"{int(cr[r + 1])})"
+        )
+    out = torch.nonzero((cc < 0) | (cc >= num_col_blocks))
+    if out.numel():
+        b = int(out[0])
+        raise ValueError(
+            f"greenops.{op}: col_indices[{b}] = {int(cc[b])} is out of range for K/bk = "
+            f"{num_col_blocks} block columns"
+        )
+
+
 def _check_floats(op, a, an, b, bn_):
     check_dtype(op, an, a, (*FLOAT_DTYPES, torch.float64))  # float64: CPU, for gradcheck
     if a.dtype != b.dtype:
@@ -56,7 +106,7 @@ def _check_floats(op, a, an, b, bn_):
         )
 
 
-def _check_mm(x, values, crow, col, bias, scales=None, x_scales=None) -> int:
+def _check_mm(x, values, crow, col, bias, scales=None, x_scales=None, t_crow=None) -> int:
     op = "bsr_mm"
     check(x.dim() >= 1, op, "x must have at least 1 dim [..., K]")
     check_same_device(
@@ -70,6 +120,7 @@ def _check_mm(x, values, crow, col, bias, scales=None, x_scales=None) -> int:
         x_scales=x_scales,
     )
     R = _check_bsr(op, values, crow, col, x.shape[-1])
+    check_weight_k(op, t_crow, x.shape[-1], values.shape[2])
     N = R * values.shape[1]
     if x.dtype == torch.int8 or x_scales is not None:  # W8A8: x * x_scales per row
         check_dtype(op, "x", x, (torch.int8,))
@@ -104,7 +155,7 @@ def _check_mm(x, values, crow, col, bias, scales=None, x_scales=None) -> int:
 def _mm_fake(
     x, values, crow, col, bias=None, t_crow=None, t_blocks=None, scales=None, x_scales=None
 ):
-    N = _check_mm(x, values, crow, col, bias, scales, x_scales)
+    N = _check_mm(x, values, crow, col, bias, scales, x_scales, t_crow)
     return x.new_empty((*x.shape[:-1], N), dtype=_out_dtype(x))
 
 
@@ -140,8 +191,14 @@ def block_rows(crow: torch.Tensor, nnz: int) -> torch.Tensor:
 
 
 def transpose_metadata(crow: torch.Tensor, col: torch.Tensor, num_col_blocks: int):
-    """(t_crow [K/bk + 1], t_blocks [2, nnz]: block index and block row, in column order)."""
+    """(t_crow [K/bk + 1], t_blocks [2, nnz]: block index and block row, in column order).
+    The indices are bounds-checked first (check_indices): torch's repeat_interleave and
+    bincount would read or write out of bounds on bad ones. Meta/fake tensors: shapes only."""
     nnz = col.numel()
+    if not (has_data(crow) and has_data(col)):
+        t_crow = torch.empty(num_col_blocks + 1, dtype=torch.int64, device=col.device)
+        return t_crow, torch.empty(2, nnz, dtype=torch.int64, device=col.device)
+    check_indices("bsr_mm", crow, col, num_col_blocks)
     rows = block_rows(crow, nnz)
     order = torch.argsort(col * max(crow.numel() - 1, 1) + rows, stable=True)
     counts = torch.bincount(col, minlength=num_col_blocks)
@@ -151,18 +208,21 @@ def transpose_metadata(crow: torch.Tensor, col: torch.Tensor, num_col_blocks: in
 
 
 def dequantize_blocks(values, scales, crow, dtype=torch.float32):
-    """int8 blocks times their rows' scales (float blocks as they are), in `dtype`."""
+    """int8 blocks times their rows' scales (float blocks as they are), in `dtype`: the
+    product in fp32 (fp64 for float64), rounded to `dtype` once (a scale rounded to fp16 first
+    would lose most of its bits where it is subnormal there)."""
     if values.dtype != torch.int8:
         return values.to(dtype)
     nnz, bn, _ = values.shape
-    s = scales.to(dtype).view(-1, bn)[block_rows(crow, nnz)]  # [nnz, bn]
-    return values.to(dtype) * s[:, :, None]
+    wide = torch.float64 if dtype == torch.float64 else torch.float32
+    s = scales.to(wide).view(-1, bn)[block_rows(crow, nnz)]  # [nnz, bn]
+    return (values.to(wide) * s[:, :, None]).to(dtype)
 
 
 def bsr_mm_torch(
     x, values, crow, col, bias=None, t_crow=None, t_blocks=None, scales=None, x_scales=None
 ):
-    N = _check_mm(x, values, crow, col, bias, scales, x_scales)
+    N = _check_mm(x, values, crow, col, bias, scales, x_scales, t_crow)
     x = _dequantize_x(x, x_scales)
     values = dequantize_blocks(values, scales, crow)
     nnz, bn, bk = values.shape
@@ -251,7 +311,7 @@ def bsr_mm_triton(
 ):
     """int8 x (W8A8): an int8 dot into int32 for blocks of 32 or more along K (int8 tensor-core
     MMAs take 32 k's); 16-wide blocks run as x * x_scales in fp32 against the int8 blocks."""
-    N = _check_mm(x, values, crow, col, bias, scales, x_scales)
+    N = _check_mm(x, values, crow, col, bias, scales, x_scales, t_crow)
     nnz, bn, bk = values.shape
     if bk < 32:
         x, x_scales = _dequantize_x(x, x_scales), None
@@ -359,28 +419,40 @@ def _mm_backward(ctx, grad):
     x, values, crow, col, t_crow, t_blocks, scales = ctx.saved_tensors
     nnz, bn, bk = values.shape
     K = x.shape[-1]
-    g2 = grad.reshape(-1, grad.shape[-1])
+    g2 = grad.reshape(math.prod(grad.shape[:-1]), grad.shape[-1])  # -1 is ambiguous at N = 0
     grad_x = grad_v = grad_b = None
     if ctx.needs_input_grad[0]:
         if t_crow is None or t_blocks is None:
             t_crow, t_blocks = transpose_metadata(crow, col, K // bk)
-        # int8 blocks: dX through their dequantized copy (int8 weights are not trained)
-        v = dequantize_blocks(values, scales, crow, x.dtype) if scales is not None else values
+        # int8 blocks: dX through their dequantized copy (int8 weights are not trained), in
+        # fp32 for fp16 x where a block value would pass fp16's range
+        v = values
+        if scales is not None:
+            wide = x.dtype == torch.float16 and _beyond_half(scales)
+            v = dequantize_blocks(values, scales, crow, torch.float32 if wide else x.dtype)
         grad_x = torch.ops.greenops.bsr_mm_t(g2.to(v.dtype), v, t_crow, t_blocks)
         grad_x = grad_x.to(x.dtype).view(x.shape)
     if ctx.needs_input_grad[1]:
-        x2 = x.reshape(-1, K)
+        x2 = x.reshape(g2.shape[0], K)
         grad_v = torch.ops.greenops.bsr_sddmm(g2.to(x.dtype), x2, crow, col, bn, bk)
     if ctx.bias_dtype is not None and ctx.needs_input_grad[4]:
         grad_b = g2.float().sum(0).to(ctx.bias_dtype)
     return grad_x, grad_v, None, None, grad_b, None, None, None, None
 
 
+def _beyond_half(scales: torch.Tensor) -> bool:
+    """Whether an int8 block value (|q| <= 127) times its row's scale may exceed fp16's range;
+    once per scales tensor."""
+    return _backend.once_per_tensor(
+        "bsr beyond_half", scales, lambda s: s.numel() > 0 and bool(s.abs().max() * 127 > 65504)
+    )
+
+
 def bsr_mm_cuda(
     x, values, crow, col, bias=None, t_crow=None, t_blocks=None, scales=None, x_scales=None
 ):
     """The CUDA C++ forward (tensor cores; fp16/bf16 values, blocks of 32 or 64)."""
-    _check_mm(x, values, crow, col, bias, scales, x_scales)
+    _check_mm(x, values, crow, col, bias, scales, x_scales, t_crow)
     return _ext.load().bsr_mm_cuda(x, values, crow, col, bias)
 
 
@@ -404,4 +476,4 @@ def register() -> None:
     cpp = {"bsr_mm": bsr_mm_cuda} if _backend.cuda_cpp_impls(["bsr_mm"]) else {}
     for op, fn in TRITON_IMPLS.items():
         _backend.register_cuda_impl(op, fn, cpp.get(op), _backend.rows, _cuda_takes)
-    torch.library.register_autograd("greenops::bsr_mm", _mm_backward, setup_context=_mm_setup)
+    _backend.register_autograd("bsr_mm", _mm_backward, setup_context=_mm_setup)

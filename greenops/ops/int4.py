@@ -128,6 +128,11 @@ def quantize_int4_torch(w, group_size=128, symmetric=False):
     else:
         lo, hi = wf.amin(-1), wf.amax(-1)
         s = (hi - lo) / 15
+        # hi - lo beyond fp32's range: the range pulled in by 2^-20, then the scale without
+        # overflow (the C++ twin says why); * 1.0 elsewhere is exact
+        shrink = torch.where(torch.isinf(s), 1 - 2**-20, 1.0)
+        lo, hi = lo * shrink, hi * shrink
+        s = torch.where(torch.isinf(s), hi / 15 - lo / 15, s)
         s = torch.where(s == 0, 1.0, s)
         z = -lo / s
         q = torch.round(wf / s[..., None] + z[..., None])
@@ -144,7 +149,8 @@ def quantize_int4_torch(w, group_size=128, symmetric=False):
 
 def unpack_int4(packed: torch.Tensor) -> torch.Tensor:
     """q in 0..15 as uint8 [N, K] from packed [N, K/2]."""
-    return torch.stack([packed & 15, packed >> 4], dim=-1).reshape(packed.shape[0], -1)
+    N, half = packed.shape  # not reshape(N, -1): ambiguous for N = 0
+    return torch.stack([packed & 15, packed >> 4], dim=-1).reshape(N, 2 * half)
 
 
 def dequantize_int4_torch(packed, scales, zeros, group_size):
@@ -153,6 +159,21 @@ def dequantize_int4_torch(packed, scales, zeros, group_size):
     s = scales.repeat_interleave(group_size, dim=1)
     z = 8.0 if zeros is None else zeros.repeat_interleave(group_size, dim=1)
     return (q - z) * s
+
+
+def beyond_half(scales: torch.Tensor, zeros: torch.Tensor | None) -> bool:
+    """Whether some dequantized weight (q - z) * s, q in 0..15, may exceed fp16's range
+    (65504), so that fp16 kernels must not round the weight to fp16 (as csrc/cpu/op_utils.h's
+    beyond_half). Once per weight (a reduction and a host copy)."""
+
+    def bound(sz):
+        s, z = sz
+        if s.numel() == 0:
+            return False
+        zmax = 8.0 if z is None else torch.maximum(z.abs(), (15 - z).abs())
+        return bool((s.abs() * zmax).max() > 65504)
+
+    return _backend.once_per_tensor("int4 beyond_half", (scales, zeros), bound)
 
 
 def _kernels():
@@ -232,6 +253,7 @@ def _launch(x2, packed, scales, zeros, bias, group_size, cfg) -> torch.Tensor:
         HAS_BIAS=bias is not None and split == 1,
         IEEE=x2.dtype == torch.float32,
         UPCAST=_backend.triton_interpreting() and x2.dtype == torch.bfloat16,
+        WIDE=x2.dtype == torch.float16 and beyond_half(scales, zeros),
         **cfg,
     )
     if split > 1:
@@ -294,19 +316,27 @@ def _prepacked_for(packed: torch.Tensor) -> torch.Tensor:
 
 def int4_weight_mm_cuda(x, packed, scales, zeros, group_size, bias=None):
     """The CUDA C++ kernel (csrc/cuda/int4_weight_mm.cu) on the weight's prepacked layout,
-    made once per weight tensor (see _prepacked_for). fp16/bf16 x."""
+    made once per weight tensor (see _prepacked_for). fp16/bf16 x; it dequantizes in x's
+    dtype, so fp16 x needs a weight within fp16's range."""
     _check_mm(x, packed, scales, zeros, group_size, bias)
+    if x.dtype == torch.float16 and beyond_half(scales, zeros):
+        raise ValueError(
+            "greenops.int4_weight_mm: the CUDA C++ kernel dequantizes in fp16, and this "
+            "weight's values exceed fp16's range (65504); use bf16 x or backend='triton'"
+        )
     C = _ext.load()
     return C.int4_weight_mm_cuda(x, _prepacked_for(packed), scales, zeros, group_size, bias)
 
 
 def _cuda_takes(x, packed, scales, zeros, group_size, bias=None) -> bool:
-    """What the CUDA C++ kernel takes: fp16/bf16 x, N % 8 == 0, K % 128 == 0, group % 32."""
+    """What the CUDA C++ kernel takes: fp16/bf16 x, N % 8 == 0, K % 128 == 0, group % 32, and
+    for fp16 x a weight within fp16's range."""
     return (
         x.dtype in (torch.float16, torch.bfloat16)
         and packed.shape[0] % 8 == 0
         and x.shape[-1] % 128 == 0
         and group_size % 32 == 0
+        and not (x.dtype == torch.float16 and beyond_half(scales, zeros))
     )
 
 
@@ -332,7 +362,8 @@ def _mm_backward(ctx, grad):
         w = torch.ops.greenops.dequantize_int4(packed, scales, zeros, ctx.group_size)
         grad_x = (grad.float() @ w).to(ctx.x_dtype)
     if ctx.bias_dtype is not None and ctx.needs_input_grad[5]:
-        grad_bias = grad.reshape(-1, grad.shape[-1]).float().sum(0).to(ctx.bias_dtype)
+        grad_bias = grad.reshape(math.prod(grad.shape[:-1]), grad.shape[-1]).float().sum(0)
+        grad_bias = grad_bias.to(ctx.bias_dtype)
     return grad_x, None, None, None, None, grad_bias
 
 
@@ -351,9 +382,7 @@ def register() -> None:
         _backend.rows,
         _cuda_takes,
     )
-    torch.library.register_autograd(
-        "greenops::int4_weight_mm", _mm_backward, setup_context=_mm_setup
-    )
+    _backend.register_autograd("int4_weight_mm", _mm_backward, setup_context=_mm_setup)
 
 
 # --- public API ------------------------------------------------------------------------------
@@ -373,7 +402,9 @@ def quantize_int4(
     `group_size` along K (32, 64, 128, 256, or K for per channel).
 
     Asymmetric (default, min/max fit): s = (max - min) / 15, z = -min / s (a float zero point),
-    q = clamp(round_half_even(w / s + z), 0, 15). Symmetric: s = amax / 7, z = 8 implied,
+    q = clamp(round_half_even(w / s + z), 0, 15); where max - min overflows fp32, min and max
+    are first scaled by 1 - 2**-20 and s = max / 15 - min / 15, so that every level
+    dequantizes to a finite value. Symmetric: s = amax / 7, z = 8 implied,
     q = clamp(round_half_even(w / s) + 8, 0, 15). A constant group gets s = 1 (exact); a group
     holding NaN or +-Inf gets s = z = NaN and q = 0. Returns (packed uint8 [N, K/2], scales fp32
     [N, K/group_size], zeros fp32 like scales, or None when symmetric); element 2j of a row sits

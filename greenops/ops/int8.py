@@ -213,7 +213,8 @@ def _weight_mm_backward(ctx, grad):
         # dX = (dY * w_scale) @ w_q, in fp32, then x's dtype.
         grad_x = ((grad.float() * w_scale) @ w_q.float()).to(ctx.x_dtype)
     if ctx.bias_dtype is not None and ctx.needs_input_grad[3]:
-        grad_bias = grad.reshape(-1, grad.shape[-1]).float().sum(0).to(ctx.bias_dtype)
+        grad_bias = grad.reshape(math.prod(grad.shape[:-1]), grad.shape[-1]).float().sum(0)
+        grad_bias = grad_bias.to(ctx.bias_dtype)
     return grad_x, None, None, grad_bias
 
 
@@ -230,8 +231,8 @@ def register() -> None:
     cpp = _backend.cuda_cpp_impls(OPS)  # the bindings themselves (csrc/cuda/bindings.cpp)
     for op, fn in TRITON_IMPLS.items():
         _backend.register_cuda_impl(op, fn, cpp.get(op), _backend.rows, _cuda_takes)
-    torch.library.register_autograd(
-        "greenops::int8_weight_mm", _weight_mm_backward, setup_context=_weight_mm_setup
+    _backend.register_autograd(
+        "int8_weight_mm", _weight_mm_backward, setup_context=_weight_mm_setup
     )
 
 
