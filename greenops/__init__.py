@@ -1,9 +1,10 @@
 """greenops: quantized and block-sparse matmul kernels for PyTorch, and a runtime that
 measures energy and caps GPU power. See README.md and docs/architecture.md."""
 
-from . import nn, qat, quant
+from . import calibrate, nn, qat, quant
 from ._ext import ExtensionError
-from .convert import BlockSparseConfig, Int4Config, Int8Config, quantize_, sparsify_
+from .calibrate import CalibrationError, compress_, quantize_, sparsify_
+from .convert import BlockSparseConfig, Int4Config, Int8Config
 from .info import info
 from .ops import (
     BACKENDS,
@@ -26,11 +27,14 @@ __all__ = [
     "BackendError",
     "BlockSparseConfig",
     "BlockSparseWeight",
+    "CalibrationError",
     "ExtensionError",
     "Int4Config",
     "Int8Config",
     "__version__",
     "bsr_mm",
+    "calibrate",
+    "compress_",
     "current_backend",
     "dequantize_int4",
     "info",

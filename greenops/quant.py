@@ -146,3 +146,54 @@ def from_awq(
     q = _unpack_int32(qweight)[..., undo].reshape(K, N)
     z = _unpack_int32(qzeros)[..., undo].reshape(G, N).float()
     return Int4Weight(_pack(q.T), scales.float().T.contiguous(), z.T.contiguous(), group_size)
+
+
+def _pack_int32(q: torch.Tensor) -> torch.Tensor:
+    """[R, C, 8] values 0..15 -> [R, C] int32, value j in bits 4j..4j+3 (_unpack_int32's
+    inverse; the top nibble wraps into the sign bit as a checkpoint stores it)."""
+    shifts = torch.arange(0, 32, 4, device=q.device, dtype=torch.int64)
+    words = (q.to(torch.int64) << shifts).sum(-1)
+    return torch.where(words >= 2**31, words - 2**32, words).to(torch.int32)
+
+
+def to_gptq(w: Int4Weight, format: str = "v1"):
+    """A greenops int4 weight as 4-bit GPTQ checkpoint tensors (qweight int32 [K/8, N], qzeros
+    int32 [G, N/8], scales fp16 [G, N], g_idx int32 [K]) that from_gptq reads back bit for bit
+    (a symmetric weight comes back with its implied zero points, 8, written out). Needs what
+    the format can hold: N and K multiples of 8, integer zero points in 0..15 (1..15 in "v1",
+    which stores z - 1 in 4 bits: AutoGPTQ reads a stored 15 as 16), and fp16-exact scales —
+    greenops' GPTQ makes such weights (greenops.calibrate). An act-order permutation comes back
+    in from_gptq's canonical order (each group's columns ascending), which greenops' GPTQ uses."""
+    if format not in ("v1", "v2"):
+        raise ValueError(f"greenops.quant: format must be 'v1' or 'v2', got {format!r}")
+    N, K = w.shape
+    g = w.group_size
+    G = K // g
+    if N % 8 or K % 8:
+        raise ValueError(f"greenops.quant.to_gptq: N={N} and K={K} must be multiples of 8")
+    z = torch.full((N, G), 8.0, device=w.packed.device) if w.zeros is None else w.zeros
+    low = 1 if format == "v1" else 0
+    if not (torch.equal(z, z.round()) and bool(((z >= low) & (z <= 15)).all())):
+        raise ValueError(
+            f"greenops.quant.to_gptq: GPTQ {format} zero points are integers in {low}..15; these "
+            "are not (a float zero point from quantize_int4 round-to-nearest; quantize with "
+            "method='gptq', or use format='v2' for zero points of 0)"
+        )
+    scales16 = w.scales.half()
+    if not torch.equal(scales16.float(), w.scales):
+        raise ValueError(
+            "greenops.quant.to_gptq: GPTQ checkpoints store fp16 scales and these are not "
+            "fp16-exact (greenops' GPTQ rounds its scales to fp16 as it makes them)"
+        )
+    q = torch.stack([w.packed & 15, w.packed >> 4], -1).reshape(N, K)  # packed (K) order
+    g_idx = torch.arange(K, device=q.device) // g
+    if w.in_perm is not None:
+        q_orig = torch.empty_like(q)
+        q_orig[:, w.in_perm] = q
+        g_orig = torch.empty_like(g_idx)
+        g_orig[w.in_perm] = g_idx
+        q, g_idx = q_orig, g_orig
+    qweight = _pack_int32(q.T.reshape(K // 8, 8, N).permute(0, 2, 1))
+    stored = (z.T - (1 if format == "v1" else 0)).to(torch.int64)
+    qzeros = _pack_int32(stored.reshape(G, N // 8, 8))
+    return qweight, qzeros, scales16.T.contiguous(), g_idx.to(torch.int32)

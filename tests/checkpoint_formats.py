@@ -47,3 +47,20 @@ def awq_tensors(K, N, g, seed=0):
 
     w = (q.float() - z.float().repeat_interleave(g, 0)) * scales.float().repeat_interleave(g, 0)
     return pack_cols(q), pack_cols(z), scales, w.T
+
+
+def gptq_dequantize(qweight, qzeros, scales, g_idx):
+    """W [N, K] of 4-bit GPTQ v1 tensors, read bit by bit from the format's description: value j
+    of qweight[i, n] is q[8i + j, n] (bits 4j..4j+3), of qzeros[g, c] the stored zero of column
+    8c + j, which v1 loaders read as stored + 1; W[n, k] = scales[g_idx[k], n] (q - z)."""
+    K, N = qweight.shape[0] * 8, qweight.shape[1]
+    qw = qweight.to(torch.int64) & 0xFFFFFFFF
+    qz = qzeros.to(torch.int64) & 0xFFFFFFFF
+    q = torch.empty(K, N, dtype=torch.int64)
+    for j in range(8):
+        q[j::8] = (qw >> (4 * j)) & 15
+    z = torch.empty(qzeros.shape[0], N, dtype=torch.int64)
+    for j in range(8):
+        z[:, j::8] = ((qz >> (4 * j)) & 15) + 1
+    g = g_idx.to(torch.int64)
+    return ((q.float() - z[g].float()) * scales.float()[g]).T

@@ -42,12 +42,27 @@ def _set_bias_buffer(m: nn.Module, bias: torch.Tensor | None) -> None:
     m.bias = None if bias is None else bias.detach().clone()
 
 
+def _scaled_input(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """x * in_scale (per input channel), where a calibration (SmoothQuant, AWQ) could not fold
+    its scales into the layer that produces x."""
+    return x if m.in_scale is None else x * m.in_scale.to(x.dtype)
+
+
+def _load_optional(m: nn.Module, state_dict, prefix: str, names) -> None:
+    """Buffers that are None until a checkpoint holds them take the saved tensor's shape."""
+    for name in names:
+        t = state_dict.get(prefix + name)
+        if t is not None and getattr(m, name) is None:
+            setattr(m, name, torch.empty_like(t))
+
+
 class Int8Linear(_Fp32Buffers):
     """y = x @ W.T + b with W int8 per output channel. Default: W8A8 — activations quantized per
     token on the fly (quantize_int8 + int8_mm, int32 accumulation); weight_only=True: W8A16
-    (int8_weight_mm, x's dtype)."""
+    (int8_weight_mm, x's dtype). `in_scale` [K]: x is multiplied by it first (SmoothQuant's
+    migration, where it could not be folded into the previous layer)."""
 
-    _fp32 = ("w_scale",)
+    _fp32 = ("w_scale", "in_scale")
 
     def __init__(
         self, in_features: int, out_features: int, bias: bool = True, weight_only: bool = False
@@ -60,6 +75,7 @@ class Int8Linear(_Fp32Buffers):
         )
         self.register_buffer("w_q", torch.zeros(out_features, in_features, dtype=torch.int8))
         self.register_buffer("w_scale", torch.ones(out_features))
+        self.register_buffer("in_scale", None)
         self.register_buffer("bias", torch.zeros(out_features) if bias else None)
 
     @classmethod
@@ -69,9 +85,15 @@ class Int8Linear(_Fp32Buffers):
 
     @classmethod
     def from_quantized(
-        cls, w_q: torch.Tensor, w_scale: torch.Tensor, bias=None, weight_only: bool = False
+        cls,
+        w_q: torch.Tensor,
+        w_scale: torch.Tensor,
+        bias=None,
+        weight_only: bool = False,
+        in_scale: torch.Tensor | None = None,
     ) -> Int8Linear:
-        """From int8 weights [N, K] and their fp32 scales [N] (w = w_q * w_scale)."""
+        """From int8 weights [N, K] and their fp32 scales [N] (w = w_q * w_scale); in_scale [K]
+        multiplies x first."""
         N, K = w_q.shape
         if w_q.dtype != torch.int8 or w_scale.shape != (N,):
             raise ValueError(
@@ -81,21 +103,29 @@ class Int8Linear(_Fp32Buffers):
         m = cls(K, N, bias is not None, weight_only)
         m.w_q.copy_(w_q)
         m.w_scale.copy_(w_scale)
+        if in_scale is not None:
+            m.in_scale = in_scale.detach().float().clone()
         _set_bias_buffer(m, bias)
         return m.to(w_q.device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = _scaled_input(self, x)
         bias = None if self.bias is None else self.bias.to(x.dtype)
         if self.weight_only:
             return ops.int8_weight_mm(x, self.w_q, self.w_scale, bias)
         a_q, a_scale = ops.quantize_int8(x)
         return ops.int8_mm(a_q, a_scale, self.w_q, self.w_scale, bias, out_dtype=x.dtype)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        _load_optional(self, state_dict, prefix, ("in_scale",))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def extra_repr(self) -> str:
         mode = "W8A16 (weight-only)" if self.weight_only else "W8A8 (dynamic per-token)"
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"bias={self.bias is not None}, bits=8, {mode}"
+            + (", input scales" if self.in_scale is not None else "")
         )
 
 
@@ -103,9 +133,10 @@ class Int4Linear(_Fp32Buffers):
     """y = x @ W.T + b with W int4, group-wise (W4A16, int4_weight_mm). The buffers hold the
     plain packed layout, which the CPU and Triton kernels read as it is; the CUDA C++ kernel's
     prepacked copy is made once per weight, on first use. `in_perm`: a GPTQ act-order
-    checkpoint's input permutation (gathered per call)."""
+    checkpoint's input permutation (gathered per call); `in_scale` [K]: x is multiplied by it
+    first (AWQ's scales, where they could not be folded into the previous layer)."""
 
-    _fp32 = ("scales", "zeros")
+    _fp32 = ("scales", "zeros", "in_scale")
 
     def __init__(
         self,
@@ -131,6 +162,7 @@ class Int4Linear(_Fp32Buffers):
         self.register_buffer("scales", torch.ones(out_features, G))
         self.register_buffer("zeros", None if symmetric else torch.zeros(out_features, G))
         self.register_buffer("in_perm", None)
+        self.register_buffer("in_scale", None)
         self.register_buffer("bias", torch.zeros(out_features) if bias else None)
 
     @classmethod
@@ -143,10 +175,11 @@ class Int4Linear(_Fp32Buffers):
 
     @classmethod
     def from_quantized(
-        cls, packed, scales, zeros, group_size: int, bias=None, in_perm=None
+        cls, packed, scales, zeros, group_size: int, bias=None, in_perm=None, in_scale=None
     ) -> Int4Linear:
         """From the greenops int4 layout (quantize_int4's outputs; zeros None or empty:
-        symmetric). Shapes and dtypes are checked as the ops check them."""
+        symmetric). Shapes and dtypes are checked as the ops check them. in_scale [K] (in the
+        original column order) multiplies x before the in_perm gather."""
         zeros = None if zeros is None or zeros.numel() == 0 else zeros
         ops.dequantize_int4(
             packed[:1], scales[:1], None if zeros is None else zeros[:1], group_size
@@ -159,6 +192,8 @@ class Int4Linear(_Fp32Buffers):
             m.zeros.copy_(zeros)
         if in_perm is not None:
             m.in_perm = in_perm.clone()
+        if in_scale is not None:
+            m.in_scale = in_scale.detach().float().clone()
         _set_bias_buffer(m, bias)
         return m.to(packed.device)
 
@@ -181,15 +216,21 @@ class Int4Linear(_Fp32Buffers):
         return cls._from_import(from_awq(qweight, qzeros, scales), bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = _scaled_input(self, x)
         if self.in_perm is not None:
             x = x.index_select(-1, self.in_perm)
         bias = None if self.bias is None else self.bias.to(x.dtype)
         return ops.int4_weight_mm(x, self.packed, self.scales, self.zeros, self.group_size, bias)
 
+    def int4_weight(self):
+        """The weight as greenops.quant.Int4Weight (for to_gptq, dequantize); the input scale,
+        if any, is not part of it."""
+        from ..quant import Int4Weight
+
+        return Int4Weight(self.packed, self.scales, self.zeros, self.group_size, self.in_perm)
+
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        perm = state_dict.get(prefix + "in_perm")
-        if perm is not None and self.in_perm is None:
-            self.in_perm = torch.empty_like(perm)  # a buffer that was None takes the saved one
+        _load_optional(self, state_dict, prefix, ("in_perm", "in_scale"))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
@@ -198,6 +239,7 @@ class Int4Linear(_Fp32Buffers):
             f"bias={self.bias is not None}, bits=4, group_size={self.group_size}, "
             f"{'symmetric' if self.symmetric else 'asymmetric'}"
             + (", act-order" if self.in_perm is not None else "")
+            + (", input scales" if self.in_scale is not None else "")
         )
 
 
