@@ -57,6 +57,7 @@ if [ "$QUICK" = 1 ]; then SHAPES=small; BENCH_FLAGS=(--quick --no-energy); expor
 cat <<PLAN
 plan:
   1. build   $PY -m pip install --no-build-isolation --no-deps -e .   (MAX_JOBS=$MAX_JOBS, archs $TORCH_CUDA_ARCH_LIST) > $OUT/build.log
+     then \`greenops power status --json\` > $OUT/power_status.json (NVML and RAPL, read only)
   2. smoke   the wgmma int8_mm kernel alone (a failure sets GREENOPS_CUDA_WGMMA=0 for 3-4) > $OUT/wgmma_smoke.txt
   3. test    $PY -m pytest -m cuda -q tests > $OUT/pytest.txt
   4. bench   $PY -m greenops bench --device cuda --ops $OPS --shapes $SHAPES ${BENCH_FLAGS[*]} --json $OUT/results.json --markdown $OUT/results.md --plot $OUT/speedup.png
@@ -70,6 +71,10 @@ if ! "$PY" -m pip install --no-build-isolation --no-deps -e . >"$OUT/build.log" 
   exit 1
 fi
 "$PY" -m greenops info
+# Every energy domain this host has, read only: NVML per GPU beside the host's RAPL (CPU
+# packages, DRAM) where readable, else the labelled estimate
+"$PY" -m greenops power status --json >"$OUT/power_status.json" 2>&1 || true
+"$PY" -m greenops power status || true
 
 # The wgmma int8_mm kernel first, alone, in its own process: a fault there would poison the
 # CUDA context of the whole test run. If it fails, "auto" keeps to mma.sync for the rest

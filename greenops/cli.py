@@ -43,7 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p_bench.add_argument("--quick", action="store_true", help="smoke run: short timings")
     p_bench.add_argument("--budget", type=float, default=None, help="seconds per shape")
-    p_bench.add_argument("--no-energy", action="store_true", help="skip NVML energy per op")
+    p_bench.add_argument(
+        "--no-energy",
+        action="store_true",
+        help="skip energy per op (NVML on GPU; on CPU RAPL, or the labelled estimate)",
+    )
     p_bench.add_argument("--json", metavar="FILE", help="write results JSON")
     p_bench.add_argument("--markdown", metavar="FILE", help="write the tables as Markdown")
     p_bench.add_argument("--plot", metavar="FILE.png", help="write a speedup plot")

@@ -14,6 +14,6 @@ pip_q --upgrade pip "setuptools>=64" wheel
 if ! "$PY" -c "import sys, torch; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null; then
   pip_q torch==2.13.0
 fi
-pip_q triton==3.9.0 numpy nvidia-ml-py pybind11 ninja pytest pytest-benchmark hypothesis ruff matplotlib scipy safetensors transformers
+pip_q triton==3.9.0 numpy nvidia-ml-py pybind11 ninja pytest pytest-benchmark hypothesis ruff matplotlib scipy safetensors transformers prometheus_client
 # --no-build-isolation: build against the torch above (isolation would download another one).
 MAX_JOBS="${MAX_JOBS:-$(nproc)}" pip_q --no-build-isolation -e ".[dev]"

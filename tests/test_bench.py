@@ -54,7 +54,8 @@ def test_bench_quick_writes_table_json_markdown_and_plot(tmp_path, capsys):
         assert set(row["speedup"]) >= want[row["family"]]
         assert row["baseline"] == (row["versus"] is None)
         assert row["versus"] is None or row["versus"] in row["speedup"]
-        assert row["energy_j"] is None  # no energy counter on CPU: absent, not guessed
+        # CPU energy per op: RAPL where readable, else the estimate, and labelled as which
+        assert row["energy_j"] > 0 and row["energy_basis"] in ("measured", "estimated")
     ours = {row["impl"] for row in r["rows"] if not row["baseline"]}
     assert {
         "greenops.int8_mm",

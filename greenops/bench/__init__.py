@@ -74,7 +74,13 @@ def run(
     ceil = ceilings(device, quick=quick)
     case_sets = [FAMILIES[o](s, device) for o in ops for s in shapes_for(o, shapes, device)]
     rows = measure(
-        case_sets, device, budget, ceil, energy=energy and device == "cuda", progress=progress
+        case_sets,
+        device,
+        budget,
+        ceil,
+        energy=energy,
+        progress=progress,
+        energy_s=0.2 if quick else 1.0,
     )
     return {"schema": SCHEMA, "environment": environment(device), "ceilings": ceil, "rows": rows}
 

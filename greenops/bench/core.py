@@ -100,11 +100,17 @@ def ceilings(device: str, quick: bool = False) -> dict[str, float]:
     }
 
 
-def energy_per_call_j(fn: Callable[[], object], device: str, seconds: float = 1.0) -> float | None:
-    """Joules per call from NVML's energy counter (read-only), over about `seconds` of calls.
-    None where there is no counter (CPU, or a GPU/driver without it)."""
+def energy_per_call_j(
+    fn: Callable[[], object], device: str, seconds: float = 1.0
+) -> tuple[float | None, str | None]:
+    """(joules per call, basis) over about `seconds` of calls: on CUDA from NVML's energy
+    counter (read-only; basis "measured", or (None, None) without one); on CPU from the CPU's
+    energy domains (power.cpus("meter"): RAPL package + DRAM, basis "measured", or the
+    labelled estimate, basis "estimated")."""
+    if device == "cpu":
+        return _cpu_energy_per_call_j(fn, seconds)
     if device != "cuda":
-        return None
+        return None, None
     try:
         import pynvml
 
@@ -113,7 +119,7 @@ def energy_per_call_j(fn: Callable[[], object], device: str, seconds: float = 1.
         read_mj = lambda: pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)  # noqa: E731
         read_mj()
     except Exception:  # no NVML, no counter: the figure is absent, not guessed
-        return None
+        return None, None
     fn()
     sync(device)
     t0 = time.perf_counter()
@@ -124,7 +130,24 @@ def energy_per_call_j(fn: Callable[[], object], device: str, seconds: float = 1.
             fn()
         calls += 10
         sync(device)
-    return (read_mj() - e0) / 1e3 / calls
+    return (read_mj() - e0) / 1e3 / calls, "measured"
+
+
+def _cpu_energy_per_call_j(fn, seconds: float) -> tuple[float | None, str | None]:
+    from ..power import EnergyMeter, cpus
+
+    meter = EnergyMeter(cpus("meter"))
+    fn()
+    calls = 0
+    meter.begin("op")
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        fn()
+        calls += 1
+    m = meter.end("op")
+    if m.energy_j is not None:
+        return m.energy_j / calls, "measured"
+    return m.estimated_energy_j / calls, "estimated"
 
 
 def _nvml_index() -> int:
@@ -188,6 +211,7 @@ def measure(
     ceil: dict,
     energy: bool,
     progress: bool = True,
+    energy_s: float = 1.0,
 ) -> list[dict]:
     """Times every set (one shape of one family, ours and baselines together) and returns
     result rows with ratios to each baseline of the same set."""
@@ -213,8 +237,10 @@ def measure(
                 "frac_bw": gbps / ceil["copy_gbps"],
                 "speedup": {b.name.split(":")[1]: t[b.name] / sec for b in cases if b.baseline},
                 "versus": c.versus,
-                "energy_j": energy_per_call_j(c.fn, device) if energy else None,
             }
+            row["energy_j"], row["energy_basis"] = (
+                energy_per_call_j(c.fn, device, energy_s) if energy else (None, None)
+            )
             rows.append(row)
     if progress:
         print("\r" + " " * 60 + "\r", end="", file=sys.stderr, flush=True)
@@ -259,8 +285,9 @@ def markdown(results: dict) -> str:
                 f"{r['speedup'][b]:.2f}" if b in r["speedup"] else "" for b in bases
             )
             peak = f"{100 * r['frac_peak']:.0f}" if r["frac_peak"] is not None else ""
+            est = " (est.)" if r.get("energy_basis") == "estimated" else ""
             e = (
-                f" {1e3 * r['energy_j']:.3f} |"
+                f" {1e3 * r['energy_j']:.3f}{est} |"
                 if energy and r["energy_j"] is not None
                 else (" |" if energy else "")
             )

@@ -36,13 +36,15 @@ def quantize_(
     *,
     calibration=None,
     progress: bool = True,
+    correct: bool = True,
 ) -> Report:
     """Replaces nn.Linear modules in place by Int8Linear (Int8Config) or Int4Linear
     (Int4Config). filter_fn(module, name) -> bool picks layers; layers a config cannot take are
     skipped and reported. With `calibration` (a list or DataLoader of batches: tensors, tuples
     of arguments or dicts of keyword arguments), the config's method runs on the model's own
     inputs: Int4Config(method="gptq" | "awq"), Int8Config(method="gptq", smoothquant=...);
-    round-to-nearest configs take calibration=None."""
+    round-to-nearest configs take calibration=None. correct: fit each layer to the float
+    model's outputs (calibrate's doc)."""
     if calibration is None or not config.calibrated:
         if calibration is not None:
             raise ValueError(
@@ -53,7 +55,7 @@ def quantize_(
         return convert.quantize_(model, config, filter_fn)
     if not isinstance(config, (convert.Int8Config, convert.Int4Config)):
         raise TypeError(f"quantize_ takes Int8Config or Int4Config, got {type(config).__name__}")
-    return calibrate(model, config, calibration, filter_fn, progress)
+    return calibrate(model, config, calibration, filter_fn, progress, correct)
 
 
 def sparsify_(
@@ -63,6 +65,7 @@ def sparsify_(
     *,
     calibration=None,
     progress: bool = True,
+    correct: bool = True,
 ) -> Report:
     """Replaces nn.Linear modules in place by BlockSparseLinear: by block magnitude, or with
     calibration data by method="wanda" / "sparsegpt" (BlockSparseConfig)."""
@@ -75,7 +78,7 @@ def sparsify_(
                 "method='wanda' or 'sparsegpt', or drop calibration="
             )
         return convert.sparsify_(model, config, filter_fn)
-    return calibrate(model, config, calibration, filter_fn, progress)
+    return calibrate(model, config, calibration, filter_fn, progress, correct)
 
 
 __all__ = ["CalibrationError", "calibrate", "compress_", "distill", "quantize_", "sparsify_"]

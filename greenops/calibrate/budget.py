@@ -126,6 +126,7 @@ def compress_(
     candidates=DEFAULT_CANDIDATES,
     filter_fn=None,
     progress: bool = True,
+    correct: bool = True,
 ) -> Report:
     """Chooses per layer among `candidates` (or float) the configs with the least summed output
     error whose weight bytes fit `budget_bytes` (the bytes of the chosen layers plus the float
@@ -142,7 +143,7 @@ def compress_(
         model.train(was_training)
     chosen = allocate(options, budget_bytes)
     configs = {n: c for n, (c, _, _) in chosen.items() if c is not None}
-    applied = run.calibrate(model, configs, batches, filter_fn, progress)
+    applied = run.calibrate(model, configs, batches, filter_fn, progress, correct)
     report.converted = applied.converted
     report.skipped += applied.skipped
     for n, (c, b, e) in chosen.items():

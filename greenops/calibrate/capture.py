@@ -47,6 +47,7 @@ class Stats:
     abs_max: torch.Tensor  # [K] fp32: max |x_j|
     sample: torch.Tensor  # [<= sample_rows, K] fp32: input rows, spread over all batches
     rows: int = 0
+    B: torch.Tensor | None = None  # [K, K] fp64: sum of x_float x^T (with a float reference)
 
     @property
     def abs_mean(self) -> torch.Tensor:
@@ -163,15 +164,50 @@ def discover(model: nn.Module, batch, targets: dict[str, nn.Linear]) -> list[Sta
     return stages
 
 
+def _inputs(model, batch, index, stage: Stage, modules) -> list[torch.Tensor]:
+    """The stage's input rows [n, K] (fp32) on one batch: every call of its first member, the
+    pass stopped once the stage has run (where its members run once per forward)."""
+    K, first, last = stage.in_features, stage.names[0], stage.names[-1]
+    got, seen = [], set()
+
+    def hook(name, x):
+        if name == first:
+            xf = x.detach().reshape(-1, K).float()
+            if not torch.isfinite(xf).all():
+                raise CalibrationError(
+                    f"{first}: its input holds NaN or Inf on calibration batch {index}; "
+                    "calibration needs finite activations"
+                )
+            got.append(xf)
+        seen.add(name)
+        if stage.once and name == last and len(seen) == len(stage.names):
+            raise _Stop
+
+    hooks = [
+        modules[n].register_forward_pre_hook(lambda _m, a, n=n: hook(n, a[0])) for n in stage.names
+    ]
+    try:
+        with torch.no_grad():
+            run_batch(model, batch, index)
+    except _Stop:
+        pass
+    finally:
+        for h in hooks:
+            h.remove()
+    return got
+
+
 def capture(
     model: nn.Module,
     batches: list,
     stage: Stage,
     modules: dict[str, nn.Module],
     sample_rows: int = 2048,
+    reference: tuple[nn.Module, dict[str, nn.Module]] | None = None,
 ) -> Stats:
     """One pass over the batches collecting the stage's input statistics (the stage's first
-    member sees the input; its siblings read the same tensor)."""
+    member sees the input; its siblings read the same tensor). reference = (the float model,
+    its modules by name): the same stage's inputs there too, for the cross term B."""
     K = stage.in_features
     dev = model_device(model)
     stats = Stats(
@@ -180,48 +216,30 @@ def capture(
         torch.zeros(K, device=dev),
         torch.empty(0, K, device=dev),
     )
-    seen: set[str] = set()
-    rows_per_batch = []
+    if reference is not None:
+        stats.B = torch.zeros(K, K, dtype=torch.float64, device=dev)
     samples = []
     gen = torch.Generator().manual_seed(0)
-    first, last = stage.names[0], stage.names[-1]
-
-    def on_input(name, x, index):
-        if name == first:
-            xf = x.detach().reshape(-1, K).float()
-            if not torch.isfinite(xf).all():
-                raise CalibrationError(
-                    f"{first}: its input holds NaN or Inf on calibration batch {index}; "
-                    "calibration needs finite activations"
-                )
+    take = max(1, sample_rows // len(batches))
+    for index, batch in enumerate(batches):
+        xs = _inputs(model, batch, index, stage, modules)
+        refs = _inputs(*reference[:1], batch, index, stage, reference[1]) if reference else None
+        if refs is not None and [r.shape for r in refs] != [x.shape for x in xs]:
+            raise CalibrationError(
+                f"{stage.names[0]}: the float model's inputs differ in shape from the "
+                "compressed model's on the same batch"
+            )
+        for k, xf in enumerate(xs):
             stats.H.add_(xf.T @ xf)  # fp32 products of one batch, summed in fp64
+            if refs is not None:
+                stats.B.add_(refs[k].T @ xf)
             stats.abs_sum.add_(xf.abs().sum(0))
             stats.abs_max.copy_(torch.maximum(stats.abs_max, xf.abs().amax(0)))
             stats.rows += xf.shape[0]
-            rows_per_batch.append(xf.shape[0])
-            take = min(xf.shape[0], max(1, sample_rows // len(batches)))
             pick = torch.randperm(xf.shape[0], generator=gen)[:take].to(xf.device)
             samples.append(xf[pick].clone())
-        seen.add(name)
-        if stage.once and name == last and len(seen) == len(stage.names):
-            raise _Stop
-
-    for index, batch in enumerate(batches):
-        seen.clear()
-        hooks = [
-            modules[n].register_forward_pre_hook(lambda _m, a, n=n, i=index: on_input(n, a[0], i))
-            for n in stage.names
-        ]
-        try:
-            with torch.no_grad():
-                run_batch(model, batch, index)
-        except _Stop:
-            pass
-        finally:
-            for h in hooks:
-                h.remove()
     if stats.rows == 0:
-        raise CalibrationError(f"{first}: never ran on the calibration batches")
+        raise CalibrationError(f"{stage.names[0]}: never ran on the calibration batches")
     stats.sample = torch.cat(samples)[:sample_rows]
     return stats
 

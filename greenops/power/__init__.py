@@ -1,7 +1,8 @@
-"""greenops.power: measure energy and control GPU power limits while work runs.
+"""greenops.power: measure energy and control power limits while work runs.
 
 Devices: NVML GPUs, or simulated ones (GREENOPS_SIMULATE=<profile>) modelled from real
-power-limit sweeps. GREENOPS_POWER_DRY_RUN=1 logs and skips every limit write. See
+power-limit sweeps; CPU packages and DRAM through RAPL (Linux powercap), and an EstimatedCpu
+where no counter can be read. GREENOPS_POWER_DRY_RUN=1 logs and skips every limit write. See
 docs/power.md.
 """
 
@@ -10,10 +11,13 @@ from .caps import active_limits, cap, restore_stale
 from .carbon_aware import carbon_aware
 from .device import Constraints, Device, dry_run
 from .errors import DeviceNotFound, GpuLost, InvalidLimit, NoPermission, NotSupported, PowerError
+from .estimate import EstimatedCpu
 from .governor import Governor
 from .meter import EnergyMeter, Measurement
+from .metrics import MetricsServer, serve_metrics
 from .profiling import ProfileResult, ProfileRow, default_limits, profile
-from .registry import device_from_spec, devices
+from .rapl import RaplZone
+from .registry import cpus, device_from_spec, devices, gpus
 from .simulated import PowerProfile, SimulatedDevice, bundled_profiles, load_profile
 
 __all__ = [
@@ -21,14 +25,17 @@ __all__ = [
     "Device",
     "DeviceNotFound",
     "EnergyMeter",
+    "EstimatedCpu",
     "Governor",
     "GpuLost",
     "InvalidLimit",
     "Measurement",
+    "MetricsServer",
     "NoPermission",
     "NotSupported",
     "PowerError",
     "PowerProfile",
+    "RaplZone",
     "ProfileResult",
     "ProfileRow",
     "SimulatedDevice",
@@ -36,12 +43,15 @@ __all__ = [
     "bundled_profiles",
     "cap",
     "carbon_aware",
+    "cpus",
     "default_limits",
     "device_from_spec",
     "devices",
     "distributed",
+    "gpus",
     "dry_run",
     "load_profile",
     "profile",
     "restore_stale",
+    "serve_metrics",
 ]

@@ -29,7 +29,7 @@ import warnings
 
 from . import journal
 from .device import Device, dry_run
-from .errors import NoPermission, PowerError
+from .errors import DeviceNotFound, NoPermission, PowerError
 from .governor import Governor
 from .registry import device_from_spec, devices
 
@@ -95,15 +95,27 @@ def _install_handlers() -> None:
 
 
 class cap(contextlib.ContextDecorator):
+    """devices: the devices to cap; default (`on=None`) the visible GPUs, else the CPU
+    packages (RAPL); on="gpu" | "cpu" | "all" to choose. Where there is nothing to cap at all,
+    mode="auto" warns once and runs the block uncapped (`applied_mode == "none"`): the job
+    is never stopped by the runtime; mode="hardware" raises DeviceNotFound."""
+
     def __init__(
-        self, limit: float, devices: list[Device] | None = None, mode: str = "auto"
+        self,
+        limit: float,
+        devices: list[Device] | None = None,
+        mode: str = "auto",
+        on: str | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if limit <= 0:
             raise ValueError(f"a power cap must be positive, got {limit}")
+        if on not in (None, "gpu", "cpu", "all"):
+            raise ValueError(f"on must be 'gpu', 'cpu' or 'all', got {on!r}")
         self.limit = limit
         self.mode = mode
+        self.on = on
         self._devices = devices
         self.governor: Governor | None = None
         self.applied_mode: str | None = None
@@ -113,9 +125,27 @@ class cap(contextlib.ContextDecorator):
         """limit <= 1: a fraction of the device's default limit; otherwise watts."""
         return self.limit * d.constraints().default_w if self.limit <= 1 else float(self.limit)
 
+    def _find(self) -> list[Device]:
+        from .registry import cpus, gpus
+
+        if self.on is not None:
+            return devices(kind=self.on) if self.on != "gpu" else devices()
+        return gpus() or cpus("cap")
+
     def __enter__(self) -> cap:
         global _restored_stale
-        devs = self._devices if self._devices is not None else devices()
+        devs = self._devices if self._devices is not None else self._find()
+        if not devs:
+            if self.mode == "hardware":
+                raise DeviceNotFound("nothing to cap here: no GPU and no RAPL package zone")
+            warnings.warn(
+                "greenops.power.cap: nothing to cap here (no GPU, no RAPL package zone); "
+                "running uncapped",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            self.devices, self.applied_mode = [], "none"
+            return self
         if not _restored_stale:
             restore_stale()  # "the next start of the runtime" repairs a hard kill
             _restored_stale = True

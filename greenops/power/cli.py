@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
-import subprocess
 import sys
-import time
 
 
 def add_parsers(sub) -> None:
-    p = sub.add_parser("power", help="GPU power limits: status, cap a command, restore")
+    p = sub.add_parser("power", help="GPU and CPU power: status, cap a command, restore")
     psub = p.add_subparsers(dest="power_command", required=True)
-    s = psub.add_parser("status", help="limits, constraints, draw and energy of each device")
+    s = psub.add_parser(
+        "status", help="limits, constraints, draw and energy of each GPU and CPU domain"
+    )
     s.add_argument("--json", action="store_true")
     c = psub.add_parser("cap", help="run COMMAND under a power cap, restored afterwards")
     c.add_argument("watts", type=float, help="watts, or a fraction (<= 1) of the default limit")
-    c.add_argument("--devices", help="comma-separated device indices (default: all visible)")
+    _cap_options(c)
     c.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     psub.add_parser("restore", help="put back limits left by processes that were killed")
     pr = psub.add_parser(
@@ -68,13 +67,47 @@ def add_parsers(sub) -> None:
     r.add_argument(
         "--work-hours", type=float, help="how long the job takes uncapped (with --deadline)"
     )
-    r.add_argument("--devices", help="comma-separated device indices (default: all visible)")
+    _cap_options(r)
+    r.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics on 127.0.0.1:PORT while the command runs",
+    )
     r.add_argument("--json", metavar="FILE", help="write energy and emissions as JSON")
     r.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
 
 
+def _cap_options(p) -> None:
+    p.add_argument(
+        "--on",
+        choices=("gpu", "cpu", "all"),
+        help="what to cap: GPUs, CPU packages (RAPL) or both (default: the GPUs, else the CPU)",
+    )
+    p.add_argument("--devices", help="comma-separated GPU indices (default: all visible)")
+    p.add_argument(
+        "--cap-mode",
+        choices=("auto", "hardware", "software"),
+        default="auto",
+        help="auto (default): the hardware limit, else pace the command (SIGSTOP/SIGCONT) to "
+        "the budget; hardware: the hardware limit, else run uncapped and say so; software: "
+        "only pace",
+    )
+
+
 def _indices(spec: str | None) -> list[int] | None:
     return None if not spec else [int(i) for i in spec.split(",")]
+
+
+def _options_after_positionals(args) -> None:
+    """`power cap WATTS --on cpu -- CMD`: argparse's REMAINDER takes everything after WATTS,
+    options included; the ones before `--` are parsed here."""
+    if "--" in args.command and args.command.index("--") > 0:
+        i = args.command.index("--")
+        p = argparse.ArgumentParser(prog="greenops power cap", add_help=False)
+        _cap_options(p)
+        p.parse_args(args.command[:i], namespace=args)
+        args.command = args.command[i:]
 
 
 def _command(args) -> list[str]:
@@ -84,58 +117,79 @@ def _command(args) -> list[str]:
     return cmd
 
 
-def _run_child(cmd: list[str], devs) -> tuple[int, float]:
-    """Runs the command to its end, forwarding SIGINT/SIGTERM to it; (exit code, seconds).
-    Simulated devices are another process's GPU to the model: it takes them as busy at the
-    cap in force, accrued every 0.1 s so that cap changes during the run count."""
-    from .simulated import SimulatedDevice
+def _say(msg: str) -> None:
+    print(f"greenops: {msg}", file=sys.stderr)
 
-    sims = [d for d in devs if isinstance(d, SimulatedDevice)]
-    t0 = last = time.monotonic()
-    proc = subprocess.Popen(cmd)
 
-    def forward(signum, frame):
-        proc.send_signal(signum)
+def _cap_targets(args) -> list:
+    """The devices a cap applies to (--on, --devices); [] where there is none."""
+    from .registry import cpus, devices, gpus
 
-    def accrue():
-        nonlocal last
-        now = time.monotonic()
-        for d in sims:
-            d.run_step((now - last) / d.step_time_s())
-        last = now
+    on = args.on or ("gpu" if gpus() else "cpu")
+    if on == "cpu":
+        return cpus("cap")
+    if on == "all":
+        return devices(kind="all")
+    return devices(_indices(args.devices)) if gpus() else []
 
-    old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        while True:
+
+def _capped(cmd, watts: float, devs, mode: str, every=None):
+    """Runs the command under a cap by `mode` (see --cap-mode); never refuses to run it once
+    the request is valid. Returns (exit code, how it was capped)."""
+    from . import child
+    from .caps import cap
+    from .errors import NoPermission, NotSupported
+
+    if not devs:
+        _say("no device here can be capped (no GPU, no RAPL package zone); running UNCAPPED")
+        return child.run(cmd, devs, every=every)[0], "uncapped (nothing to cap)"
+    c = cap(watts, devs, mode="hardware")
+    targets = {d.uuid: d.validate_limit_w(c._target_w(d)) for d in devs}  # InvalidLimit: refuse
+    if mode in ("auto", "hardware"):
+        try:
+            c.__enter__()
+        except (NoPermission, NotSupported) as e:
+            if mode == "hardware":
+                _say(f"cannot set the cap ({e}); running UNCAPPED")
+                return child.run(cmd, devs, every=every)[0], "uncapped (the cap could not be set)"
+            _say(f"cannot set the hardware cap ({e}); pacing the command instead (software cap)")
+        else:
             try:
-                rc = proc.wait(timeout=0.1)
-                break
-            except subprocess.TimeoutExpired:
-                accrue()
-        accrue()
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-    return rc, time.monotonic() - t0
+                return child.run(cmd, devs, every=every)[0], f"under a {watts:g} cap"
+            finally:
+                c.__exit__(None, None, None)
+    if any(d.energy_j() is None for d in devs):
+        _say("a software cap needs energy counters these devices lack; running UNCAPPED")
+        return child.run(cmd, devs, every=every)[0], "uncapped (no energy counter to pace by)"
+    pacer = child.Pacer(targets, devs)
+    rc = child.run(cmd, devs, pacer=pacer, every=every)[0]
+    return rc, f"under a {watts:g} software cap (paused {pacer.paused_s:.1f} s)"
 
 
 def main(args) -> int:
-    from . import cap, devices, restore_stale
+    """The power commands; a mistake or a device problem is one line on stderr (exit 2),
+    never a traceback ($GREENOPS_DEBUG=1 shows it)."""
+    import os
+
+    from .errors import PowerError
+
+    try:
+        return _main(args)
+    except (PowerError, ValueError, OSError) as e:
+        if os.environ.get("GREENOPS_DEBUG"):
+            raise
+        _say(str(e))
+        return 2
+
+
+def _main(args) -> int:
+    from . import restore_stale
 
     if args.command_name == "power" and args.power_command == "status":
-        rows = [d.describe() for d in devices()]
-        if args.json:
-            print(json.dumps(rows, indent=2))
-        for r in [] if args.json else rows:
-            sim = "  (SIMULATED)" if r["simulated"] else ""
-            print(
-                f"[{r['index']}] {r['name']} {r['uuid']}{sim}\n"
-                f"    limit {r['limit_w']:.0f} W (min {r['min_limit_w']:.0f}, max "
-                f"{r['max_limit_w']:.0f}, default {r['default_limit_w']:.0f}); draw "
-                f"{r['power_w']:.1f} W; energy counter "
-                + (f"{r['energy_j']:.1f} J" if r["energy_j"] is not None else "none")
-            )
-        return 0
+        from . import rapl
+        from .registry import cpus, gpus
+
+        return _status(args, gpus() + (rapl.zones() or cpus("meter")))
     if args.command_name == "power" and args.power_command == "restore":
         done = restore_stale()
         for e in done:
@@ -149,73 +203,177 @@ def main(args) -> int:
 
     if args.command_name == "run":
         return _run(args)
+    _options_after_positionals(args)
     cmd = _command(args)
-    devs = devices(_indices(args.devices))
-    with cap(args.watts, devs, mode="hardware"):
-        rc, _ = _run_child(cmd, devs)
+    rc, how = _capped(cmd, args.watts, _cap_targets(args), args.cap_mode)
+    _say(f"exit {rc}, {how}")
     return rc
+
+
+def _status(args, devs) -> int:
+    from .errors import PowerError
+
+    rows = []
+    for d in devs:
+        try:
+            rows.append(d.describe())
+        except PowerError as e:
+            rows.append({"name": d.name, "uuid": d.uuid, "error": str(e)})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no devices")
+    for r in rows:
+        label = "  (SIMULATED)" if r.get("simulated") else ""
+        label += "  ESTIMATED" if r.get("estimated") else ""
+        head = f"[{r.get('index', '-')}] {r['name']} {r['uuid']}{label}"
+        if "error" in r:
+            print(f"{head}\n    {r['error']}")
+            continue
+        parts = []
+        if r.get("limit_w") is not None:
+            parts.append(
+                f"limit {r['limit_w']:.0f} W (min {r['min_limit_w']:.0f}, max "
+                f"{r['max_limit_w']:.0f}, default {r['default_limit_w']:.0f})"
+            )
+        if r.get("power_w") is not None:
+            parts.append(f"draw {r['power_w']:.1f} W")
+        e = r.get("energy_j")
+        parts.append(f"energy counter {e:.1f} J" if e is not None else r.get("energy_j_error", ""))
+        if r.get("basis"):
+            parts.append(f"model: {r['basis']}")
+        print(f"{head}\n    " + "; ".join(p for p in parts if p))
+    return 0
 
 
 def _run(args) -> int:
     """`greenops run`: the command under no cap, a static cap or a carbon-aware one; prints
-    (and with --json writes) its energy and, given a source, its emissions."""
+    (and with --json writes) its energy per domain and, given a source, its emissions. It
+    runs the command whatever this machine can measure or cap, and says what it could not."""
     from ..carbon.cli import source_from_args
-    from . import EnergyMeter, cap, carbon_aware, devices, dry_run
+    from . import EnergyMeter, carbon_aware, dry_run
+    from .registry import devices
 
     cmd = _command(args)
     if args.deadline is not None and args.work_hours is None:
         raise SystemExit("greenops run: --deadline needs --work-hours (the job's uncapped length)")
     if args.deadline is not None and (args.carbon is None or args.cap is not None):
         raise SystemExit("greenops run: --deadline plans a carbon-aware cap: give --carbon")
-    devs = devices(_indices(args.devices))
     source = source_from_args(args.carbon, args) if args.carbon else None
+    meter_devs = devices(kind="meter")
+    caps = _cap_targets(args) if (args.cap is not None or source is not None) else []
+    if args.devices:  # the chosen GPUs only, beside the CPU domains
+        chosen = {d.uuid for d in caps}
+        meter_devs = [d for d in meter_devs if d.kind != "gpu" or d.uuid in chosen]
+    metrics = _metrics(args, meter_devs, source)
+    every = metrics.update if metrics else None
     controller = None
-    if args.cap is not None or source is None:
-        meter = EnergyMeter(devs, carbon=source)
-        with cap(args.cap, devs, mode="hardware") if args.cap is not None else _nothing():
+    try:
+        if args.cap is not None or source is None or not caps:
+            if source is not None and args.cap is None:
+                _say(
+                    "carbon-aware capping needs a device that can be capped; running UNCAPPED "
+                    "and accounting the emissions only"
+                )
+            meter = EnergyMeter(meter_devs, carbon=source)
             meter.begin("run")
-            rc, _ = _run_child(cmd, devs)
+            if args.cap is not None:
+                rc, how = _capped(cmd, args.cap, caps, args.cap_mode, _ticking(meter, every))
+            else:
+                from . import child
+
+                rc, how = child.run(cmd, meter_devs, every=_ticking(meter, every))[0], "uncapped"
             m = meter.end("run")
-        how = f"under a {args.cap:g} cap" if args.cap is not None else "uncapped"
+        else:
+            policy = _policy(args, caps, source)
+            controller = carbon_aware(
+                source, args.profile, policy, caps, period_s=args.period, mode="hardware"
+            )
+            with controller:
+                from . import child
+
+                rc, _ = child.run(cmd, caps, every=every)
+            m = controller.measurement
+            how = f"carbon-aware ({type(policy).__name__.lower()}, every {args.period:g} s)"
+    finally:
+        if metrics:
+            metrics.update()
+            metrics.close()
+    _report(args, cmd, rc, m, how, source, controller, dry_run())
+    return rc
+
+
+def _ticking(meter, every):
+    """Each period: the meter's emissions interval, then the caller's `every`."""
+    last = [0.0]
+
+    def tick():
+        import time as t
+
+        now = t.monotonic()
+        if now - last[0] >= 30:  # intensity changes on the scale of minutes
+            meter.tick()
+            last[0] = now
+        if every:
+            every()
+
+    return tick
+
+
+def _metrics(args, devs, source):
+    if getattr(args, "metrics_port", None) is None:
+        return None
+    from .metrics import serve_metrics
+
+    server = serve_metrics(args.metrics_port, devs, source)
+    _say(f"metrics on http://127.0.0.1:{server.port}/metrics")
+    return server
+
+
+def _report(args, cmd, rc, m, how, source, controller, dry) -> None:
+    e, est = m.energy_j, m.estimated_energy_j
+    energy = []
+    if e is not None:
+        energy.append(f"{e:.1f} J" + (" SIMULATED" if m.simulated else ""))
+    if est is not None:
+        energy.append(f"{est:.1f} J ESTIMATED")
+    domains = ", ".join(f"{k} {v:.1f} J" for k, v in m.by_domain_j().items())
+    if source is None:
+        co2 = ""
+    elif m.gco2_eq is None:
+        co2 = f", gCO2eq unknown ({source.name} gave no intensity)"
     else:
-        policy = _policy(args, devs, source)
-        controller = carbon_aware(
-            source, args.profile, policy, devs, period_s=args.period, mode="hardware"
-        )
-        with controller:
-            rc, _ = _run_child(cmd, devs)
-        m = controller.measurement
-        how = f"carbon-aware ({type(policy).__name__.lower()}, every {args.period:g} s)"
-    sim = ", SIMULATED devices: modelled as busy for the program's wall time" if m.simulated else ""
-    co2 = f", {m.gco2_eq:.3f} gCO2eq ({source.name})" if m.gco2_eq is not None else ""
+        cov = f" for {m.carbon_coverage:.0%} of the energy" if m.carbon_coverage < 1 else ""
+        label = " ESTIMATED" if m.carbon_basis == "estimated" else ""
+        co2 = f", {m.gco2_eq:.3f} gCO2eq{label}{cov} ({source.name})"
+    notes = []
+    if m.simulated:
+        notes.append("SIMULATED devices: modelled as busy for the program's wall time")
+    if dry:
+        notes.append("DRY RUN: no limit was changed")
     print(
-        f"greenops run: exit {rc}; {m.energy_j:.1f} J over {m.time_s:.2f} s on "
-        f"{len(devs)} device(s), {m.avg_power_w:.1f} W average{co2}, {how}{sim}"
-        + (" (DRY RUN: no limit was changed)" if dry_run() else ""),
+        f"greenops run: exit {rc}; {' + '.join(energy) or 'no energy reading'} over "
+        f"{m.time_s:.2f} s [{domains}]{co2}, {how}" + "".join(f" ({n})" for n in notes),
         file=sys.stderr,
     )
     if args.json:
         out = {
-            "schema": "greenops-run/1",
+            "schema": "greenops-run/2",
             "command": cmd,
             "exit_code": rc,
-            "time_s": m.time_s,
-            "energy_j": m.energy_j,
-            "energy_by_device_j": m.energy_by_device_j,
-            "avg_power_w": m.avg_power_w,
-            "gco2_eq": m.gco2_eq,
+            **m.to_dict(),
             "carbon_source": source.name if source else None,
             "cap": args.cap,
+            "cap_result": how,
             "decisions": [
                 {"time": t.isoformat(), "intensity_g_per_kwh": i, "cap_w": w}
                 for t, i, w in (controller.decisions if controller else [])
             ],
-            "simulated": m.simulated,
-            "dry_run": dry_run(),
+            "dry_run": dry,
         }
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)
-    return rc
 
 
 def _policy(args, devs, source):

@@ -26,11 +26,17 @@ class Constraints:
 
 
 class Device(abc.ABC):
-    """A GPU whose power limit and energy can be read and (with permission) its limit set.
-    Units are in every name: watts (_w), joules (_j). `simulated` is True for any device whose
-    figures are modelled, not measured."""
+    """A GPU or CPU power domain whose energy can be read and, where it has one, its power
+    limit read and (with permission) set. Units are in every name: watts (_w), joules (_j).
+    `simulated`: figures from a device model; `estimated`: figures from a utilization model
+    (EstimatedCpu) — neither is a measurement, and both say so wherever they are reported.
+    `kind` is "gpu" or "cpu"; `domain` what the energy covers ("gpu", "package", "dram",
+    "core", "uncore", "psys", "cpu" for an estimate)."""
 
     simulated: bool = False
+    estimated: bool = False
+    kind: str = "gpu"
+    domain: str = "gpu"
 
     @property
     @abc.abstractmethod
@@ -104,7 +110,10 @@ class Device(abc.ABC):
             "index": self.index,
             "name": self.name,
             "uuid": self.uuid,
+            "kind": self.kind,
+            "domain": self.domain,
             "simulated": self.simulated,
+            "estimated": self.estimated,
             "limit_w": self.limit_w(),
             "min_limit_w": c.min_w,
             "max_limit_w": c.max_w,

@@ -177,7 +177,7 @@ def test_greenops_run_carbon_writes_emissions_json(sim, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "gCO2eq (trace)" in err and "carbon-aware" in err
     d = json.loads(out.read_text())
-    assert d["schema"] == "greenops-run/1" and d["exit_code"] == 0 and d["simulated"]
+    assert d["schema"] == "greenops-run/2" and d["exit_code"] == 0 and d["simulated"]
     assert d["energy_j"] > 0 and d["gco2_eq"] == pytest.approx(d["energy_j"] / 3.6e6 * 500)
     assert d["decisions"] and all(x["intensity_g_per_kwh"] == 500 for x in d["decisions"])
     assert sim.limit_w() == 250.0

@@ -7,8 +7,9 @@ from greenops import cli, power
 
 def test_status_json(sim, capsys):
     assert cli.main(["power", "status", "--json"]) == 0
-    (row,) = json.loads(capsys.readouterr().out)
+    row, *cpu = json.loads(capsys.readouterr().out)
     assert row["simulated"] and row["limit_w"] == 250 and row["min_limit_w"] == 100
+    assert row["kind"] == "gpu" and [r["kind"] for r in cpu] == ["cpu"] * len(cpu) and cpu
 
 
 def test_run_under_a_cap_prints_energy_and_restores(sim, capsys):
@@ -25,7 +26,7 @@ def test_run_under_a_cap_prints_energy_and_restores(sim, capsys):
     )
     assert rc == 150  # the program saw the cap, and its exit code is passed on
     err = capsys.readouterr().err
-    assert "greenops run: exit 150" in err and "SIMULATED" in err and " J over " in err
+    assert "greenops run: exit 150" in err and " J SIMULATED over " in err
     assert power.devices()[0].limit_w() == 250
 
 
