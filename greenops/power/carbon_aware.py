@@ -93,7 +93,9 @@ class carbon_aware(contextlib.ContextDecorator):
         from ..carbon.planner import Plan
 
         now = self._clock()
-        intensity = self.source.current()
+        # through the meter's reader: waits at most carbon_wait_s for a slow source
+        reader = self.meter._intensity_reader
+        intensity = reader.read() if reader is not None else self.source.current()
         if isinstance(self.policy, Plan):
             w = self.policy.cap_at(now)
             if w is None:  # past the plan's end: the work took longer, catch up

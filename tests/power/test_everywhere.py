@@ -189,3 +189,29 @@ def test_run_serves_metrics(bare, capsys):
     finally:
         del os.environ["P"]
     assert rc == 0
+
+
+def test_carbon_aware_with_an_unreachable_source(sim, tmp_path, capsys):
+    """The controller path (a cappable simulated GPU): no intensity, so the fastest cap, and
+    unknown emissions — within the bounded waits."""
+    out = tmp_path / "r.json"
+    t0 = time.monotonic()
+    rc = cli.main(
+        [
+            "run",
+            "--carbon",
+            "uk",
+            "--base-url",
+            "http://127.0.0.1:9",
+            "--json",
+            str(out),
+            "--",
+            sys.executable,
+            "-c",
+            "raise SystemExit(4)",
+        ]
+    )
+    assert rc == 4 and time.monotonic() - t0 < 3 * 2.0 + 3
+    r = json.loads(out.read_text())
+    assert r["gco2_eq"] is None and r["decisions"][0]["intensity_g_per_kwh"] is None
+    assert r["decisions"][0]["cap_w"] == 250 and sim.limit_w() == 250
