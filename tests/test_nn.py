@@ -1,6 +1,8 @@
 """Drop-in modules and in-place conversion: outputs equal the op-level reference, state_dict
 round trips bit-exactly (also through safetensors), conversion reports what it skipped."""
 
+import copy
+
 import pytest
 import torch
 from checkpoint_formats import gptq_tensors
@@ -197,3 +199,29 @@ def test_a_model_wide_cast_keeps_scales_fp32():
         assert torch.equal(m(x), want), type(m).__name__
         m.half()
         assert all(b.dtype == torch.float32 for n, b in m.named_buffers() if n in scales)
+
+
+def test_w8a8_backward_is_straight_through():
+    """Int8Linear (W8A8) passes dX = dY @ (w_q * w_scale) — the activation rounding taken as
+    the identity, as in W8A16 — so layers below it (LoRA adapters) train."""
+    torch.manual_seed(0)
+    lin = nn.Linear(64, 32)
+    x = torch.randn(3, 5, 64, requires_grad=True)
+    m = Int8Linear.from_linear(lin)
+    y = m(x)
+    g = torch.randn_like(y)
+    y.backward(g)
+    w = m.w_q.float() * m.w_scale[:, None]
+    torch.testing.assert_close(x.grad, g @ w, rtol=1e-5, atol=1e-5)
+    with torch.no_grad():
+        assert torch.equal(y.detach(), m(x))  # the same forward without autograd
+
+
+def test_quantize_a_model_initialized_on_meta():
+    with torch.device("meta"):
+        model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 32))
+    for cfg in (greenops.Int4Config(32), greenops.Int8Config()):
+        m = copy.deepcopy(model)
+        assert greenops.quantize_(m, cfg).converted == ["0", "2"]
+        out = m(torch.empty(3, 64, device="meta"))
+        assert out.device.type == "meta" and out.shape == (3, 32)

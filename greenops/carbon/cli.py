@@ -79,13 +79,37 @@ def source_from_args(name: str, args) -> sources.Source:
 
 
 def main(args) -> int:
-    src = source_from_args(args.source, args)
+    """`greenops carbon now|forecast`; a bad option or file is one line (exit 2)."""
+    import os
+    import sys
+    import warnings
+
+    try:
+        src = source_from_args(args.source, args)
+    except (ValueError, OSError) as e:
+        if os.environ.get("GREENOPS_DEBUG"):
+            raise
+        print(f"greenops carbon: {e}", file=sys.stderr)
+        return 2
     if args.what == "now":
-        v = src.current()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the reason is printed below, once
+            v = src.current()
         if args.json:
-            print(json.dumps({"source": src.name, "intensity_g_per_kwh": v}))
+            print(
+                json.dumps(
+                    {
+                        "source": src.name,
+                        "intensity_g_per_kwh": v,
+                        "error": src.last_error if v is None else None,
+                    }
+                )
+            )
         else:
-            print(f"{src.name}: " + (f"{v:.1f} gCO2eq/kWh" if v is not None else "unavailable"))
+            why = f" ({src.last_error})" if src.last_error else ""
+            print(
+                f"{src.name}: " + (f"{v:.1f} gCO2eq/kWh" if v is not None else f"unavailable{why}")
+            )
         return 0 if v is not None else 1
     pts = src.forecast(args.hours)
     if args.json:

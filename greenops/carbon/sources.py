@@ -74,6 +74,7 @@ class Source(abc.ABC):
         self._cache: dict[tuple, tuple[float, object]] = {}
         self._last_current: float | None = None
         self._warned = False
+        self.last_error: str | None = None  # why the last read failed, for messages
         self._lock = threading.Lock()
 
     @abc.abstractmethod
@@ -96,6 +97,7 @@ class Source(abc.ABC):
         return value
 
     def _warn_once(self, what: str, err: Exception, fallback: str) -> None:
+        self.last_error = f"{what} failed: {err}"
         if not self._warned:
             warnings.warn(
                 f"greenops.carbon: {self.name} {what} failed ({err}); {fallback}",
@@ -175,7 +177,14 @@ class Trace(Source):
     )
 
     def __init__(self, path: str, shift_to_now: bool = False, clock=None) -> None:
+        """path: a CSV/JSON file, or a bundled trace's name ("gb-2020-01", "fr-2020-01")."""
         super().__init__()
+        if path in _BUNDLED and not os.path.exists(path):
+            path = bundled_trace(path)
+        elif not os.path.exists(path):
+            raise ValueError(
+                f"no trace file {path!r} (bundled traces by name: {', '.join(sorted(_BUNDLED))})"
+            )
         self.path = path
         self.points = load_trace(path)
         self._clock = clock or now_utc
@@ -210,9 +219,10 @@ class Trace(Source):
     def _fetch_current(self) -> float:
         v = self.at(self._clock())
         if v is None:
+            hint = "" if self._offset else "; shift_to_now=True (--shift) replays it from now"
             raise FetchError(
-                f"{self.path}: now is outside the trace "
-                f"({self.points[0].time} .. {self.points[-1].time} + offset)"
+                f"{os.path.basename(self.path)}: now is outside the trace "
+                f"({self.points[0].time} .. {self.points[-1].time} + offset){hint}"
             )
         return v
 
@@ -324,8 +334,22 @@ class ElectricityMaps(HttpSource):
         self._token = _token(token, "ELECTRICITYMAPS_TOKEN", "ELECTRICITYMAPS_API_KEY")
 
     def _get(self, kind: str) -> dict:
-        headers = {"auth-token": self._token} if self._token else {}
-        d = self._get_json(f"/v3/carbon-intensity/{kind}", self._params, headers)
+        if not self._token:  # the API answers 401 to every request without one
+            raise FetchError(
+                "electricitymaps: no API token (pass token=, or set ELECTRICITYMAPS_TOKEN)"
+            )
+        try:
+            d = self._get_json(
+                f"/v3/carbon-intensity/{kind}", self._params, {"auth-token": self._token}
+            )
+        except FetchError as e:
+            if e.status in (401, 403):
+                raise FetchError(
+                    f"electricitymaps {kind}: the API token was refused (HTTP {e.status}); "
+                    "check ELECTRICITYMAPS_TOKEN (or token=) and the zones your plan covers",
+                    e.status,
+                ) from None
+            raise
         if not isinstance(d, dict):
             raise FetchError(f"electricitymaps {kind}: unexpected response")
         return d

@@ -56,6 +56,30 @@ def _load_optional(m: nn.Module, state_dict, prefix: str, names) -> None:
             setattr(m, name, torch.empty_like(t))
 
 
+class _W8A8(torch.autograd.Function):
+    """W8A8 forward (x quantized per token on the fly, int8_mm) with a straight-through
+    backward for x: the activation rounding is taken as the identity, so dX = dY @ W with W the
+    dequantized int8 weight (w_q * w_scale, fp32), as for W8A16. The weight and bias are
+    buffers: no gradient."""
+
+    @staticmethod
+    def forward(x, w_q, w_scale, bias):
+        a_q, a_scale = ops.quantize_int8(x)
+        return ops.int8_mm(a_q, a_scale, w_q, w_scale, bias, out_dtype=x.dtype)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, w_q, w_scale, _ = inputs
+        ctx.save_for_backward(w_q, w_scale)
+        ctx.x_dtype = x.dtype
+
+    @staticmethod
+    def backward(ctx, grad):
+        w_q, w_scale = ctx.saved_tensors
+        dx = (grad.float() * w_scale) @ w_q.float()
+        return dx.to(ctx.x_dtype), None, None, None
+
+
 class Int8Linear(_Fp32Buffers):
     """y = x @ W.T + b with W int8 per output channel. Default: W8A8 — activations quantized per
     token on the fly (quantize_int8 + int8_mm, int32 accumulation); weight_only=True: W8A16
@@ -100,19 +124,21 @@ class Int8Linear(_Fp32Buffers):
                 f"Int8Linear.from_quantized: w_q must be int8 [N, K] and w_scale [N], got "
                 f"{w_q.dtype} {tuple(w_q.shape)} and {tuple(w_scale.shape)}"
             )
-        m = cls(K, N, bias is not None, weight_only)
+        m = cls(K, N, bias is not None, weight_only).to(w_q.device)  # meta stays meta
         m.w_q.copy_(w_q)
         m.w_scale.copy_(w_scale)
         if in_scale is not None:
             m.in_scale = in_scale.detach().float().clone()
         _set_bias_buffer(m, bias)
-        return m.to(w_q.device)
+        return m
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = _scaled_input(self, x)
         bias = None if self.bias is None else self.bias.to(x.dtype)
         if self.weight_only:
             return ops.int8_weight_mm(x, self.w_q, self.w_scale, bias)
+        if torch.is_grad_enabled() and x.requires_grad:  # e.g. LoRA adapters below this layer
+            return _W8A8.apply(x, self.w_q, self.w_scale, bias)
         a_q, a_scale = ops.quantize_int8(x)
         return ops.int8_mm(a_q, a_scale, self.w_q, self.w_scale, bias, out_dtype=x.dtype)
 
@@ -185,7 +211,7 @@ class Int4Linear(_Fp32Buffers):
             packed[:1], scales[:1], None if zeros is None else zeros[:1], group_size
         )  # the ops' shape/dtype checks, on one row
         N, K = packed.shape[0], packed.shape[1] * 2
-        m = cls(K, N, bias is not None, group_size, symmetric=zeros is None)
+        m = cls(K, N, bias is not None, group_size, symmetric=zeros is None).to(packed.device)
         m.packed.copy_(packed)
         m.scales.copy_(scales)
         if zeros is not None:
@@ -195,7 +221,7 @@ class Int4Linear(_Fp32Buffers):
         if in_scale is not None:
             m.in_scale = in_scale.detach().float().clone()
         _set_bias_buffer(m, bias)
-        return m.to(packed.device)
+        return m
 
     @classmethod
     def _from_import(cls, w, bias) -> Int4Linear:

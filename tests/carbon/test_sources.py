@@ -177,3 +177,26 @@ def test_cli_now_and_forecast(api, capsys, monkeypatch):
     assert "143.0 gCO2eq/kWh" in capsys.readouterr().out
     assert cli.main(["carbon", "now", "--source", "constant", "--value", "42"]) == 0
     assert "42.0" in capsys.readouterr().out
+
+
+def test_electricitymaps_without_a_token_names_it_and_sends_nothing(api, monkeypatch):
+    monkeypatch.delenv("ELECTRICITYMAPS_TOKEN", raising=False)
+    monkeypatch.delenv("ELECTRICITYMAPS_API_KEY", raising=False)
+    s = carbon.ElectricityMaps(zone="X", base_url=api.url, **FAST)
+    with pytest.warns(RuntimeWarning, match="no API token.*ELECTRICITYMAPS_TOKEN"):
+        assert s.current() is None
+    assert api.requests == []
+
+
+def test_bundled_trace_by_name_and_a_hint_when_it_is_over(capsys):
+    from greenops import cli
+
+    assert carbon.Trace("gb-2020-01", shift_to_now=True).current() > 0
+    with pytest.raises(ValueError, match="bundled traces by name: fr-2020-01, gb-2020-01"):
+        carbon.Trace("no-such-trace.csv")
+    assert cli.main(["carbon", "now", "--source", "trace", "--trace", "gb-2020-01"]) == 1
+    out = capsys.readouterr().out
+    assert "unavailable" in out and "--shift" in out
+    rc = cli.main(["carbon", "now", "--source", "trace", "--trace", "missing.csv"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "Traceback" not in err
