@@ -9,7 +9,17 @@ import os
 import re
 
 from setuptools import find_packages, setup
-from torch.utils import cpp_extension
+
+try:
+    import torch
+    from torch.utils import cpp_extension
+except ImportError:  # an isolated build environment: there is no torch to build against
+    raise SystemExit(
+        "greenops is a torch extension and builds against the torch already installed: "
+        "install torch first (e.g. pip install torch==2.13.0), then "
+        "`pip install --no-build-isolation .` (or -e . for a checkout). A plain `pip install .` "
+        "builds in isolation, without your torch."
+    ) from None
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
@@ -26,8 +36,6 @@ def _want_cuda() -> bool:
             raise ValueError(f"GREENOPS_CUDA must be 0 or 1, got {forced!r}")
         return forced == "1"
     # Never torch.cuda.is_available(): a build machine may have no GPU.
-    import torch
-
     return torch.version.cuda is not None and cpp_extension.CUDA_HOME is not None
 
 
@@ -60,14 +68,25 @@ def _extension():
     )
 
 
+def _requirements() -> list[str]:
+    """The extension runs with exactly the torch release it was built against (its C++ ABI):
+    pinned, as torch extensions ship (a CPU and a CUDA build of one release both satisfy
+    torch==X.Y.Z)."""
+    return [f"torch=={torch.__version__.split('+')[0]}", "numpy", "nvidia-ml-py"]
+
+
 setup(
     version=_version(),
+    install_requires=_requirements(),
     # every package under greenops/ (a missing one only shows in a non-editable install),
-    # plus the Triton kernels, which live in kernels/
-    packages=find_packages(include=["greenops", "greenops.*"]) + ["greenops.kernels"],
+    # the data folders as packages of their own (setuptools wants them listed), plus the
+    # Triton kernels, which live in kernels/
+    packages=find_packages(include=["greenops", "greenops.*"])
+    + ["greenops.kernels", "greenops.power.profiles", "greenops.carbon.traces"],
     package_data={
-        "greenops.power": ["profiles/*.csv", "profiles/*.md"],
-        "greenops.carbon": ["traces/*.csv", "traces/*.md"],
+        "greenops.power": ["cpu_tdp.csv"],
+        "greenops.power.profiles": ["*.csv", "*.md"],
+        "greenops.carbon.traces": ["*.csv", "*.md"],
         "greenops.ops": ["cuda_auto.json"],
     },
     package_dir={"greenops.kernels": "kernels"},

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import glob
 import importlib
+import os
+import sys
 from types import ModuleType
 
 import torch
@@ -37,6 +40,13 @@ def load() -> ModuleType:
             mod = importlib.import_module("greenops._C")
         except ImportError as e:
             _error = f"the compiled extension greenops._C could not be loaded ({e}); {REBUILD_HINT}"
+            other = _built_elsewhere()
+            if other:
+                _error += (
+                    f". This greenops is {_HERE}, which shadows the installed one at {other} "
+                    "(a source checkout comes first on sys.path when Python runs from inside "
+                    "it): run from another directory, or build the checkout"
+                )
         else:
             if mod.__version__ != __version__:
                 _error = (
@@ -52,6 +62,21 @@ def load() -> ModuleType:
                 _module = mod
                 return mod
     raise ExtensionError(_error)
+
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _built_elsewhere() -> str | None:
+    """Another greenops package on sys.path that has a compiled _C (an installed one this
+    import shadows), or None."""
+    for entry in sys.path:
+        pkg = os.path.join(os.path.abspath(entry or os.curdir), "greenops")
+        if os.path.realpath(pkg) != os.path.realpath(_HERE) and glob.glob(
+            os.path.join(pkg, "_C.*")
+        ):
+            return pkg
+    return None
 
 
 def available() -> bool:

@@ -82,6 +82,10 @@ def _bench(args) -> int:
 
     from . import bench
 
+    if args.plot:  # before the run, not after it
+        from ._optional import cli_needs_pyplot
+
+        cli_needs_pyplot("greenops bench --plot")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     shapes = args.shapes or ("tiny" if args.quick else "small")
     results = bench.run(

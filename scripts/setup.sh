@@ -8,7 +8,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 PY=.venv/bin/python
 pip_q() { "$PY" -m pip install --quiet --disable-pip-version-check "$@"; }
-pip_q --upgrade pip "setuptools>=64" wheel
+pip_q --upgrade pip "setuptools>=77" wheel build
 # Exactly torch==2.13.0: here pip takes its CPU build from local disk. Never leave torch to a
 # resolver ("torch" or a range): that pulls a multi-GB CUDA build.
 if ! "$PY" -c "import sys, torch; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null; then

@@ -97,3 +97,18 @@ def test_gpu_check_dry_run_prints_the_plan(tmp_path):
     assert "plan:" in out.stdout and "pytest -m cuda" in out.stdout
     assert "greenops bench --device cuda" in out.stdout
     assert list(tmp_path.iterdir()) == []  # --dry builds and writes nothing
+
+
+def test_plot_without_matplotlib_stops_before_the_run_with_one_line():
+    """--plot without matplotlib: a one-line message naming the extra, before any timing."""
+    code = (
+        "import sys; sys.modules['matplotlib'] = None; from greenops import cli; "
+        "cli.main(['bench', '--quick', '--device', 'cpu', '--plot', 'x.png'])"
+    )
+    for argv in (code, code.replace("'bench', '--quick', '--device', 'cpu'", "'power', 'profile'")):
+        p = subprocess.run(
+            [sys.executable, "-c", argv], capture_output=True, text=True, timeout=120
+        )
+        assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
+        assert p.stderr.strip().startswith("greenops: ") and "--plot needs matplotlib" in p.stderr
+        assert "greenops[plot]" in p.stderr and p.stdout == ""

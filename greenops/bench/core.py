@@ -17,6 +17,8 @@ from collections.abc import Callable
 
 import torch
 
+from .._optional import pyplot
+
 SCHEMA = "greenops-bench/1"
 
 
@@ -303,10 +305,7 @@ def markdown(results: dict) -> str:
 def plot(results: dict, path: str) -> None:
     """Speedup of each greenops impl against the baseline that computes the same thing, per
     shape, one panel per family."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot("greenops.bench.plot")
 
     families = list(dict.fromkeys(r["family"] for r in results["rows"]))
     fig, axes = plt.subplots(len(families), 1, figsize=(11, 4 * len(families)), squeeze=False)

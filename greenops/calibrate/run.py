@@ -141,6 +141,10 @@ def _stage(model, st, names, modules, stats: Stats, cfgs, batch, undo, report) -
             extra = {"alpha": alpha, "err_w8a8_rtn": none, "err_w8a8": err}
         else:
             extra = {}
+        if scale is not None and bool((scale == 1).all()):
+            scale = None  # alpha 0: nothing to fold (a fold of ones would pass as "folded")
+        if "alpha" in extra:
+            extra["folded"] = False
         if scale is not None:
             consumers = [modules[n] for n in st.names]
             folded = scaling.fold(model, st.producer, consumers, scale, batch, undo)

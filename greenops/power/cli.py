@@ -425,6 +425,10 @@ def _workload(devs):
 def _profile(args) -> int:
     from . import devices, profile
 
+    if args.plot:  # before the sweep, not after it
+        from .._optional import cli_needs_pyplot
+
+        cli_needs_pyplot("greenops power profile --plot")
     devs = devices()
     limits = [float(w) for w in args.limits.split(",")] if args.limits else None
     r = profile(

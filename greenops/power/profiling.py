@@ -14,6 +14,7 @@ import json
 import sys
 from collections.abc import Callable
 
+from .._optional import pyplot
 from .caps import cap
 from .device import Device, dry_run
 from .meter import EnergyMeter
@@ -94,10 +95,7 @@ class ProfileResult:
         )
 
     def plot(self, path: str) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot("Profile.plot")
 
         xs = [r.limit_w for r in self.rows]
         fig, ax1 = plt.subplots(figsize=(7, 4))

@@ -52,6 +52,9 @@ def test_fold_is_refused_where_the_layernorm_feeds_a_residual():
 def test_awq_folds_where_it_can_and_keeps_input_scales_elsewhere():
     torch.manual_seed(0)
     model = PreLN().eval()
+    with torch.no_grad():  # a few loud hidden channels, so that down's search scales too
+        model.up.weight[:8] *= 4
+        model.up.bias[:8] *= 4
     x = correlated(1200, 64, seed=2)
     batches = [x[i : i + 200] for i in range(0, 1000, 200)]
     ref = copy.deepcopy(model)
@@ -61,7 +64,8 @@ def test_awq_folds_where_it_can_and_keeps_input_scales_elsewhere():
     assert rep.metrics["q"]["folded"] and rep.metrics["up"]["folded"]
     assert isinstance(model.q, Int4Linear) and model.q.in_scale is None
     # down reads GELU's output: nothing to fold into, the scales stay with the module
-    assert not rep.metrics["down"]["folded"] and model.down.in_scale is not None
+    assert rep.metrics["down"]["alpha"] > 0 and not rep.metrics["down"]["folded"]
+    assert model.down.in_scale is not None
     for n in rep.converted:  # never worse than round to nearest on the calibration inputs
         assert rep.metrics[n]["err"] <= rep.metrics[n]["err_rtn"] * (1 + 1e-9)
     held = x[1000:]
@@ -116,3 +120,15 @@ def test_capture_statistics():
     torch.testing.assert_close(stats.H, h.T @ h, rtol=1e-5, atol=1e-3)  # fp32 products
     torch.testing.assert_close(stats.abs_max, h.abs().amax(0).float())
     assert stats.rows == 300 and stats.sample.shape[1] == 64
+
+
+def test_awq_with_alpha_zero_folds_nothing_and_keeps_no_scale():
+    """alpha = 0 means no scaling: neither a "folded" claim nor an input scale of ones."""
+    torch.manual_seed(0)
+    model = PreLN().eval()
+    x = correlated(1200, 64, seed=2)
+    batches = [x[i : i + 200] for i in range(0, 1000, 200)]
+    cfg = greenops.Int4Config(group_size=32, method="awq")
+    rep = greenops.quantize_(model, cfg, calibration=batches, progress=False)
+    assert rep.metrics["down"]["alpha"] == 0  # this seed's search keeps down unscaled
+    assert not rep.metrics["down"]["folded"] and model.down.in_scale is None
