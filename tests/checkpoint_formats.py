@@ -11,7 +11,9 @@ def to_int32(v: torch.Tensor) -> torch.Tensor:
     return torch.where(v >= 2**31, v - 2**32, v).to(torch.int32)
 
 
-def gptq_tensors(K, N, g, act_order, seed=0):
+def gptq_tensors(K, N, g, act_order, seed=0, fmt="v1"):
+    """Random 4-bit GPTQ tensors of `fmt` ("v1": zero points stored minus one, as AutoGPTQ
+    writes them; "v2": as they are, GPTQModel) and the dequantized W [N, K] they define."""
     gen = torch.Generator().manual_seed(seed)
     q = torch.randint(0, 16, (K, N), generator=gen)  # [in, out]
     z = torch.randint(0, 16, (K // g, N), generator=gen)
@@ -22,12 +24,13 @@ def gptq_tensors(K, N, g, act_order, seed=0):
     qweight = torch.zeros(K // 8, N, dtype=torch.int64)
     for j in range(8):  # value j of each int32: row 8i + j
         qweight |= q[j::8] << (4 * j)
-    zs = (z - 1) & 15  # v1 stores zero - 1 in 4 bits (a zero point of 0 is stored as 15)
+    # v1 stores zero - 1 in 4 bits (a zero point of 0 is stored as 15); v2 the zero itself
+    zs = (z - 1) & 15 if fmt == "v1" else z
     qzeros = torch.zeros(K // g, N // 8, dtype=torch.int64)
     for j in range(8):  # column 8c + j
         qzeros |= zs[:, j::8] << (4 * j)
     # Dequantized reference, from the format's definition: W[n, k] = s[g(k), n] (q[k, n] - z).
-    zz = (zs + 1).float()  # what v1 loaders use: stored + 1 (so 0 comes back as 16)
+    zz = (zs + (1 if fmt == "v1" else 0)).float()  # v1 loaders add one: 0 comes back as 16
     w = (q.float() - zz[g_idx]) * scales.float()[g_idx]
     return to_int32(qweight), to_int32(qzeros), scales, g_idx.to(torch.int32), w.T
 

@@ -26,6 +26,7 @@ from ..convert import Report
 from .budget import compress_
 from .capture import CalibrationError
 from .distill import distill
+from .recipe import recorded
 from .run import calibrate
 
 
@@ -52,10 +53,11 @@ def quantize_(
                 "no calibration data: pass method='gptq' (or 'awq', smoothquant=...), or drop "
                 "calibration="
             )
-        return convert.quantize_(model, config, filter_fn)
+        return recorded(model, "quantize_", config, convert.quantize_(model, config, filter_fn))
     if not isinstance(config, (convert.Int8Config, convert.Int4Config)):
         raise TypeError(f"quantize_ takes Int8Config or Int4Config, got {type(config).__name__}")
-    return calibrate(model, config, calibration, filter_fn, progress, correct)
+    report = calibrate(model, config, calibration, filter_fn, progress, correct)
+    return recorded(model, "quantize_", config, report, correct)
 
 
 def sparsify_(
@@ -77,8 +79,9 @@ def sparsify_(
                 "BlockSparseConfig(method='magnitude') uses no calibration data: pass "
                 "method='wanda' or 'sparsegpt', or drop calibration="
             )
-        return convert.sparsify_(model, config, filter_fn)
-    return calibrate(model, config, calibration, filter_fn, progress, correct)
+        return recorded(model, "sparsify_", config, convert.sparsify_(model, config, filter_fn))
+    report = calibrate(model, config, calibration, filter_fn, progress, correct)
+    return recorded(model, "sparsify_", config, report, correct)
 
 
 __all__ = ["CalibrationError", "calibrate", "compress_", "distill", "quantize_", "sparsify_"]

@@ -19,6 +19,7 @@ from torch import nn
 from ..convert import BlockSparseConfig, Int4Config, Int8Config, Report, targets, why_not
 from . import run
 from .capture import CalibrationError, Progress, batches_of, capture, discover
+from .recipe import recorded
 
 DEFAULT_CANDIDATES = (
     Int8Config(method="gptq"),
@@ -149,4 +150,4 @@ def compress_(
     for n, (c, b, e) in chosen.items():
         report.metrics[n] = {"choice": label(c), "bytes": b, "err_measured": e}
         report.metrics[n].update(applied.metrics.get(n, {}))
-    return report
+    return recorded(model, "compress_", None, report, correct, budget_bytes=budget_bytes)
