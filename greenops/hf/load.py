@@ -169,7 +169,8 @@ def from_pretrained(folder: str, model_class=None, dtype: torch.dtype | None = N
     if unexpected:
         raise CheckpointError(
             f"greenops.hf: {len(unexpected)} checkpoint tensors have no place in "
-            f"{type(model).__name__} (e.g. {unexpected[:3]}): pass the model_class it was saved from"
+            f"{type(model).__name__} (e.g. {unexpected[:3]}): pass the model_class it was "
+            "saved from"
         )
     if hasattr(model, "tie_weights"):
         model.tie_weights()
