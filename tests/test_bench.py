@@ -64,6 +64,11 @@ def test_bench_quick_writes_table_json_markdown_and_plot(tmp_path, capsys):
         "greenops.bsr_mm",
     } <= ours
 
+    noise = r["noise"]  # measured, whatever the outcome: drift of every ceiling, noisy shapes
+    assert set(noise["ceiling_drift"]) == {"copy_gbps", "int8_gops", "bf16_gops", "fp32_gops"}
+    assert isinstance(noise["disturbed"], bool) and noise["noisy_sets"] >= 0
+    assert all(row["spread"] >= 0 and isinstance(row["noisy"], bool) for row in r["rows"])
+
     with open(paths["md"]) as f:
         assert f.read().strip() == table.strip()
     with open(paths["png"], "rb") as f:
@@ -112,3 +117,59 @@ def test_plot_without_matplotlib_stops_before_the_run_with_one_line():
         assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
         assert p.stderr.strip().startswith("greenops: ") and "--plot needs matplotlib" in p.stderr
         assert "greenops[plot]" in p.stderr and p.stdout == ""
+
+
+def test_collapsed_samples_are_retried_then_flagged():
+    """Repeats that jump between 1 ms and 8 ms (a thread descheduled for scheduler ticks) are
+    noise after every retry; steady repeats are not."""
+    import itertools
+    import time
+
+    from greenops.bench.core import NOISE_SPREAD, Case, time_steady
+
+    calls = itertools.count()
+    jumpy = Case(
+        "t", "s:jumpy", lambda: time.sleep(0.008 if next(calls) % 2 else 0.001), 0, 0, "", True
+    )
+    steady = Case("t", "s:steady", lambda: time.sleep(0.005), 0, 0, "", False, "jumpy")
+    t, spreads, noisy = time_steady([jumpy, steady], "cpu", budget_s=0.1, retries=2)
+    assert noisy and spreads["s:jumpy"] > NOISE_SPREAD and spreads["s:steady"] < NOISE_SPREAD
+    assert next(calls) >= 3 * 3  # three attempts of at least three repeats each
+    t, spreads, noisy = time_steady([steady], "cpu", budget_s=0.1)
+    assert not noisy and 0.004 < t["s:steady"] < 0.05
+
+
+def test_markdown_prints_no_ratio_of_a_noisy_shape_and_names_a_disturbed_run():
+    from greenops.bench.core import markdown
+
+    env = {
+        "date": "d",
+        "git_sha": None,
+        "device": "cpu",
+        "machine": {"gpu": None, "processor": "p", "cpu_threads": 2, "cpu_isa": "avx2"},
+        "versions": {"torch": "t", "triton": "t"},
+    }
+    ceil = {k: 1.0 for k in ("copy_gbps", "int8_gops", "bf16_gops", "fp32_gops")}
+    ceil.update(matmul_size=8, copy_bytes=1 << 20)
+    row = {
+        "family": "int8",
+        "shape": "M1-N8-K8",
+        "impl": "greenops.int8_mm",
+        "baseline": False,
+        "ms": 0.01,
+        "gops": 1.0,
+        "gbps": 1.0,
+        "frac_peak": 0.5,
+        "frac_bw": 0.5,
+        "speedup": {"fp32_matmul": 123.45},
+        "versus": "fp32_matmul",
+        "energy_j": None,
+        "spread": 0.9,
+        "noisy": True,
+    }
+    noise = {"ceiling_drift": {"fp32_gops": -0.4}, "disturbed": True, "noisy_sets": 1}
+    md = markdown({"environment": env, "ceilings": ceil, "noise": noise, "rows": [row]})
+    assert "123.45" not in md and "| noisy |" in md
+    assert "DISTURBED RUN" in md and "fp32_gops -40%" in md
+    md = markdown({"environment": env, "ceilings": ceil, "rows": [dict(row, noisy=False)]})
+    assert "123.45" in md and "DISTURBED" not in md

@@ -4,7 +4,20 @@ with the machine's ceilings measured in the same run. See docs/benchmarks.md."""
 from __future__ import annotations
 
 from . import bsr, int4, int8
-from .core import SCHEMA, Case, Shape, ceilings, dump_json, environment, markdown, measure, plot
+from .core import (
+    CEILING_DRIFT,
+    NOISE_SPREAD,
+    SCHEMA,
+    Case,
+    Shape,
+    ceilings,
+    drift,
+    dump_json,
+    environment,
+    markdown,
+    measure,
+    plot,
+)
 
 FAMILIES = {"int8": int8.cases, "int4": int4.cases, "bsr": bsr.cases}
 
@@ -82,7 +95,21 @@ def run(
         progress=progress,
         energy_s=0.2 if quick else 1.0,
     )
-    return {"schema": SCHEMA, "environment": environment(device), "ceilings": ceil, "rows": rows}
+    moved = drift(ceil, ceilings(device, quick=quick))  # the same ceilings, after the rows
+    noise = {
+        "ceiling_drift": moved,
+        "disturbed": any(abs(v) > CEILING_DRIFT for v in moved.values()),
+        "noisy_sets": len({(r["family"], r["shape"]) for r in rows if r["noisy"]}),
+        "spread_bound": NOISE_SPREAD,
+        "drift_bound": CEILING_DRIFT,
+    }
+    return {
+        "schema": SCHEMA,
+        "environment": environment(device),
+        "ceilings": ceil,
+        "noise": noise,
+        "rows": rows,
+    }
 
 
 __all__ = [
