@@ -25,6 +25,10 @@ from .curve import Curve
 from .sources import Point
 
 J_PER_KWH = 3.6e6
+# A mixed interval whose slower part would last less than this runs wholly at the faster
+# vertex (a little more work, never later): sub-millisecond segments are float noise, and a
+# follower that cannot switch caps that fast would run the next interval at the sliver's cap.
+MIN_SEGMENT_S = 1e-3
 
 
 class InfeasibleDeadline(ValueError):
@@ -124,6 +128,15 @@ def _intervals(
         raise ValueError("an empty forecast")
     steps = sorted((b.time - a.time) for a, b in zip(pts, pts[1:], strict=False))
     step = steps[len(steps) // 2] if steps else dt.timedelta(hours=1)
+    gaps = [
+        (a.time, b.time) for a, b in zip(pts, pts[1:], strict=False) if b.time - a.time > 3 * step
+    ]
+    if gaps:  # holding one value across it would plan against an invented intensity
+        a, b = gaps[0]
+        raise ValueError(
+            f"the forecast has {len(gaps)} gap(s) longer than 3 of its steps ({step}), the "
+            f"first from {a.isoformat()} to {b.isoformat()}: fill it or plan up to it"
+        )
     if start < pts[0].time:
         raise ValueError(f"the plan starts at {start}, before the forecast ({pts[0].time})")
     bounds = [p.time for p in pts] + [pts[-1].time + step]
@@ -156,7 +169,8 @@ def simulate(curve: Curve, intervals, work: float, cap_of) -> Outcome:
         time_s += run
         energy += run * p
         carbon += run * p / J_PER_KWH * inten
-        segs.append(Segment(a, a + dt.timedelta(seconds=run), cap, inten))
+        if run >= MIN_SEGMENT_S:  # a float-noise remainder leaves no segment
+            segs.append(Segment(a, a + dt.timedelta(seconds=run), cap, inten))
         if need <= d:
             return Outcome("", a + dt.timedelta(seconds=run), time_s, energy, carbon, tuple(segs))
     raise AssertionError("unreachable: the tail interval completes any work")
@@ -192,7 +206,7 @@ def _solve_k(curve_chain, last_chain, ivs, work):
         need -= gain
         cost += gain * price
         level[i] = j + 1
-    if need > 0:
+    if need > work * 1e-12:  # float rounding of the gains must not make a tight k infeasible
         return None
     return cost, level, frac
 
@@ -243,13 +257,17 @@ def plan(
         sol = _solve_k(chain, last_chain, ivs[: k + 1], work)
         if sol is not None and (best is None or sol[0] < best[0] * (1 - 1e-12)):
             best = (sol[0], k, sol[1], sol[2])
-    _, k, level, frac = best
+    if best is None:  # no slack at all (deadline = the fastest completion): run flat out
+        outcome = dataclasses.replace(fastest, name="planned")
+    else:
+        _, k, level, frac = best
+        outcome = _outcome(ivs[: k + 1], chain, last_chain, level, frac)
     return Plan(
         curve,
         start,
         deadline,
         work,
-        _outcome(ivs[: k + 1], chain, last_chain, level, frac),
+        outcome,
         ivs,
         extrapolated,
         _intervals(pts, start, None)[0],
@@ -264,6 +282,9 @@ def _outcome(ivs, chain, last_chain, level, frac) -> Outcome:
     for i, (a, b, inten) in enumerate(ivs):
         ch = last_chain if i == len(ivs) - 1 else chain
         d = (b - a).total_seconds()
+        if frac[i] > 0 and (1.0 - frac[i]) * d < MIN_SEGMENT_S:  # a slower sliver: run faster
+            level, frac = list(level), list(frac)
+            level[i], frac[i] = level[i] + 1, 0.0
         if frac[i] == 0.0:
             parts = [(ch[level[i]], d)]
         else:

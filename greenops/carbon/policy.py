@@ -32,17 +32,18 @@ class Reactive:
         self._fixed = reference_g is not None
         self._calibrated_at: float | None = None
 
-    def calibrate(self, source) -> None:
-        """Sets the reference from the source's recent history (at most once an hour)."""
-        if self._fixed or (
-            self._calibrated_at is not None and time.monotonic() - self._calibrated_at < 3600
-        ):
+    def calibrate(self, source, now_s: float | None = None) -> None:
+        """Sets the reference from the source's recent history (at most once an hour of
+        `now_s`, seconds on any clock; default time.monotonic(): a replay passes its simulated
+        clock, so that its reactive policy is referenced as the live one is)."""
+        now_s = time.monotonic() if now_s is None else now_s
+        if self._fixed or (self._calibrated_at is not None and now_s - self._calibrated_at < 3600):
             return
         pts = source.history(self.history_hours)
         vals = [p.intensity_g_per_kwh for p in pts if p.intensity_g_per_kwh > 0]
         if vals:
             self.reference_g = sum(vals) / len(vals)
-            self._calibrated_at = time.monotonic()
+            self._calibrated_at = now_s
 
     def cap_w(self, intensity: float, curve: Curve) -> float:
         ref = self.reference_g or intensity

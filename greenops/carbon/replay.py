@@ -26,6 +26,9 @@ class Replay:
     energy_j: float
     gco2_eq: float
     caps: list[tuple[dt.datetime, float]]  # (time, cap W; 0 = paused) at every decision
+    # share of the energy whose intensity the trace knew (gaps are unknown, not held); gco2_eq
+    # covers that share only, and is None when none was known
+    carbon_coverage: float | None = 1.0
 
     def ratios(self, base: Replay) -> dict[str, float]:
         return {
@@ -37,9 +40,10 @@ class Replay:
 
 def replay(profile, trace, work: float, policy, start=None, name: str = "") -> Replay:
     """profile: a bundled profile name, Zeus CSV path or PowerProfile (the simulated device's
-    model). trace: a Trace or a trace file, replayed at its own timestamps from `start`
-    (default: its first point). policy: watts (a static cap), a carbon.Reactive, a carbon.Plan
-    (followed; flat out past its end), or any callable (time, intensity) -> watts.
+    model). trace: a Trace (as it is: shifted or not) or a trace file or bundled name, replayed
+    at its timestamps from `start` (default: its first point). policy: watts (a static cap),
+    a carbon.Reactive (referenced to the trace's last 24 h on the replay's clock, as live), a
+    carbon.Plan (followed; flat out past its end), or any callable (time, intensity) -> watts.
     Decisions are made at every trace point and plan segment boundary."""
     from ..power.meter import EnergyMeter
     from ..power.simulated import SimClock, SimulatedDevice, load_profile
@@ -47,11 +51,13 @@ def replay(profile, trace, work: float, policy, start=None, name: str = "") -> R
     prof = load_profile(profile) if isinstance(profile, str) else profile
     curve = Curve.of(prof)
     clock = SimClock()
-    path = trace.path if isinstance(trace, Trace) else trace
     now = lambda: t0 + dt.timedelta(seconds=clock.now_s())  # noqa: E731  (t0 set below)
-    src = Trace(path, clock=now)
-    t0 = start or src.points[0].time
-    bounds = sorted({p.time for p in src.points if p.time > t0})
+    # a Trace object as it is (its shift, its gaps), on the replay's clock
+    src = (trace if isinstance(trace, Trace) else Trace(trace)).on_clock(now)
+    t0 = start or src.points[0].time + src._offset
+    bounds = {p.time + src._offset for p in src.points}
+    bounds |= {a + src.step + src._offset for a, _ in src.gaps}  # where the unknown begins
+    bounds = sorted(b for b in bounds if b > t0)
     if isinstance(policy, Plan):
         bounds = sorted(set(bounds) | {s.end for s in policy.segments if s.end > t0})
 
@@ -62,6 +68,8 @@ def replay(profile, trace, work: float, policy, start=None, name: str = "") -> R
             w = policy.cap_at(t)
             return curve.fastest_w if w is None else w
         intensity = src.current()
+        if hasattr(policy, "calibrate"):  # as the live controller does, on the replay's clock
+            policy.calibrate(src, clock.now_s())
         if hasattr(policy, "cap_w"):
             return policy.cap_w(intensity, curve)
         return policy(t, intensity)
@@ -73,11 +81,13 @@ def replay(profile, trace, work: float, policy, start=None, name: str = "") -> R
         done, caps, i = 0.0, [], 0
         while done < work * (1 - 1e-12):
             t = now()
+            at = t  # the simulated clock lands within float error of a boundary: decide there
             while i < len(bounds) and bounds[i] <= t + dt.timedelta(microseconds=1):
+                at = max(at, bounds[i])
                 i += 1
             nxt = bounds[i] if i < len(bounds) else t + dt.timedelta(hours=1)
             span = (nxt - t).total_seconds()
-            w = decide(t)
+            w = decide(at)
             caps.append((t, w))
             if w == 0:  # a planned pause
                 dev.sleep(span)
@@ -89,4 +99,4 @@ def replay(profile, trace, work: float, policy, start=None, name: str = "") -> R
                 done += steps
             meter.tick()
         m = meter.end("replay")
-    return Replay(name, m.time_s, m.energy_j, m.gco2_eq, caps)
+    return Replay(name, m.time_s, m.energy_j, m.gco2_eq, caps, m.carbon_coverage)

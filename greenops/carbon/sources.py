@@ -10,6 +10,7 @@ variables and are never logged or written anywhere.
 from __future__ import annotations
 
 import abc
+import copy
 import csv
 import dataclasses
 import datetime as dt
@@ -161,7 +162,10 @@ class Trace(Source):
     `carbonIntensity`, ...), or JSON in Electricity Maps' history shape.
 
     Interpolation: each point holds from its timestamp until the next one (the APIs report
-    interval averages), and the last point holds for one more median step."""
+    interval averages), and the last point holds for one more median step. A gap between two
+    points longer than `max_gap` (default: 3 median steps) is not bridged: the first point
+    holds one median step, and inside the rest of the gap the intensity is unknown (None; a
+    warning names the gaps when the trace is loaded)."""
 
     name = "trace"
     update_period_s = 0.0
@@ -176,7 +180,9 @@ class Trace(Source):
         "moer",
     )
 
-    def __init__(self, path: str, shift_to_now: bool = False, clock=None) -> None:
+    def __init__(
+        self, path: str, shift_to_now: bool = False, clock=None, max_gap: dt.timedelta | None = None
+    ) -> None:
         """path: a CSV/JSON file, or a bundled trace's name ("gb-2020-01", "fr-2020-01")."""
         super().__init__()
         if path in _BUNDLED and not os.path.exists(path):
@@ -193,6 +199,29 @@ class Trace(Source):
             (b.time - a.time) for a, b in zip(self.points, self.points[1:], strict=False)
         )
         self.step = steps[len(steps) // 2] if steps else dt.timedelta(hours=1)
+        self.max_gap = max_gap or 3 * self.step
+        pts = self.points
+        self.gaps = [
+            (a.time, b.time)
+            for a, b in zip(pts, pts[1:], strict=False)
+            if b.time - a.time > self.max_gap
+        ]
+        if self.gaps:
+            a, b = max(self.gaps, key=lambda g: g[1] - g[0])
+            warnings.warn(
+                f"greenops.carbon: {os.path.basename(path)} has {len(self.gaps)} gap(s) longer "
+                f"than {self.max_gap} (the longest {b - a} from {a.isoformat()}): the intensity "
+                "there is unknown, not held",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
+    def on_clock(self, clock) -> Trace:
+        """The same trace (points, shift, gaps) read on another clock (a replay's)."""
+        other = copy.copy(self)
+        Source.__init__(other, self.default_g_per_kwh)
+        other._clock = clock
+        return other
 
     def at(self, t: dt.datetime) -> float | None:
         """Intensity at time t (on the replay clock), None outside the trace."""
@@ -207,7 +236,20 @@ class Trace(Source):
                 lo = mid
             else:
                 hi = mid - 1
+        if lo + 1 < len(pts) and pts[lo + 1].time - pts[lo].time > self.max_gap:
+            if t >= pts[lo].time + self.step:
+                return None  # inside a gap
         return pts[lo].intensity_g_per_kwh
+
+    def current(self) -> float | None:
+        """As Source.current, except inside a gap of the trace: unknown (None), not the last
+        value held."""
+        t = self._clock()
+        inside = any(a <= t - self._offset < b for a, b in self.gaps)
+        if inside and self.at(t) is None:
+            self.last_error = f"{os.path.basename(self.path)}: {t.isoformat()} lies in a gap"
+            return None
+        return super().current()
 
     def _window(self, start: dt.datetime, end: dt.datetime) -> list[Point]:
         return [

@@ -58,10 +58,17 @@ def test_counterless_device_is_sampled(fake_nvml):
     assert m.energy_j == pytest.approx(250.0 * m.time_s, rel=0.05)
 
 
-def test_meter_windows_do_not_wait(fake_nvml, sim):
-    """A begin/end pair reads the counters and returns: no sleeping, no polling. The bound is
-    functional (2 ms, 20x the ~0.1 ms measured: a shared machine's speed swings); the overhead
-    itself is measured by bench/bench_meter.py."""
+def test_meter_windows_do_not_wait(fake_nvml, sim, monkeypatch):
+    """A begin/end pair reads the counters and returns: no sleeping, no polling (any sleep
+    fails the test). The time bound is only a backstop (20 ms, 200x the ~0.1 ms measured: a
+    busy shared machine once took 2.3 ms); the overhead itself is measured by
+    bench/bench_meter.py."""
+    import time
+
+    def no_sleep(s):
+        raise AssertionError(f"a meter window slept {s} s")
+
+    monkeypatch.setattr(time, "sleep", no_sleep)
     for devs in ([nvml.visible_devices()[0]], [sim]):
         meter = power.EnergyMeter(devs)
         n = 200
@@ -69,7 +76,7 @@ def test_meter_windows_do_not_wait(fake_nvml, sim):
             meter.begin("s")
             meter.end("s")
         per_window_s = meter.overhead_s / n
-        assert per_window_s < 2e-3, (devs[0].name, per_window_s)
+        assert per_window_s < 20e-3, (devs[0].name, per_window_s)
 
 
 class _Intensity:
