@@ -52,16 +52,20 @@ def main(argv: list[str] | None = None) -> int:
     p_bench.add_argument("--markdown", metavar="FILE", help="write the tables as Markdown")
     p_bench.add_argument("--plot", metavar="FILE.png", help="write a speedup plot")
     from .carbon import cli as carbon_cli
+    from .carbon import run_cli
     from .power import cli as power_cli
 
     power_cli.add_parsers(sub)
+    run_cli.add_parser(sub)
     carbon_cli.add_parser(sub)
     args = parser.parse_args(argv)
 
     if args.command_name == "carbon":
         return carbon_cli.main(args)
-    if args.command_name in ("power", "run"):
+    if args.command_name == "power":
         return power_cli.main(args)
+    if args.command_name == "run":
+        return run_cli.main(args)
     if args.command_name == "info":
         from .info import format_info, info
 

@@ -1,6 +1,8 @@
 """greenops.carbon: grid carbon intensity (gCO2eq/kWh) from live APIs, recorded traces or a
-constant, behind one interface. See docs/carbon.md."""
+constant, behind one interface; the deadline planner, replays, and the live controller
+(`carbon_aware`) that caps devices through greenops.power. See docs/carbon.md."""
 
+from .controller import carbon_aware, job_curve
 from .curve import Curve
 from .http import FetchError
 from .planner import InfeasibleDeadline, Outcome, Plan, Segment, plan, simulate
@@ -21,6 +23,8 @@ from .sources import (
 __all__ = [
     "Constant",
     "Curve",
+    "carbon_aware",
+    "job_curve",
     "InfeasibleDeadline",
     "Outcome",
     "Plan",

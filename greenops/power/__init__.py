@@ -8,7 +8,6 @@ docs/power.md.
 
 from . import distributed
 from .caps import active_limits, cap, restore_stale
-from .carbon_aware import carbon_aware
 from .device import Constraints, Device, dry_run
 from .errors import DeviceNotFound, GpuLost, InvalidLimit, NoPermission, NotSupported, PowerError
 from .estimate import EstimatedCpu
@@ -42,7 +41,6 @@ __all__ = [
     "active_limits",
     "bundled_profiles",
     "cap",
-    "carbon_aware",
     "cpus",
     "default_limits",
     "device_from_spec",

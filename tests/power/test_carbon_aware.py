@@ -40,7 +40,7 @@ class Dial(Source):
 def test_cap_follows_intensity_and_is_restored(sim):
     src = Dial(200.0)
     curve = Curve.of(sim.profile)
-    with power.carbon_aware(src, period_s=3600) as ctl:
+    with carbon.carbon_aware(src, period_s=3600) as ctl:
         assert ctl.applied_mode == "hardware"
         ref = ctl.policy.reference_g  # calibrated from history: 200
         assert ref == 200.0
@@ -61,7 +61,7 @@ def test_cap_follows_intensity_and_is_restored(sim):
 
 def test_emissions_are_energy_times_the_intensity_of_each_period(sim):
     src = Dial(100.0)
-    with power.carbon_aware(src, period_s=3600) as ctl:
+    with carbon.carbon_aware(src, period_s=3600) as ctl:
         e0 = sim.energy_j()
         sim.run_step(50)
         e1 = sim.energy_j()
@@ -76,7 +76,7 @@ def test_emissions_are_energy_times_the_intensity_of_each_period(sim):
 
 def test_background_thread_decides_every_period(sim):
     src = Dial(300.0)
-    with power.carbon_aware(src, period_s=0.02) as ctl:
+    with carbon.carbon_aware(src, period_s=0.02) as ctl:
         deadline = time.monotonic() + 5
         while len(ctl.decisions) < 4 and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -88,7 +88,7 @@ def test_background_thread_decides_every_period(sim):
 
 def test_a_failing_source_warns_once_and_keeps_the_job_running(sim):
     src = Dial(2000.0)
-    with power.carbon_aware(src, policy=Reactive(reference_g=200.0), period_s=3600) as ctl:
+    with carbon.carbon_aware(src, policy=Reactive(reference_g=200.0), period_s=3600) as ctl:
         low = sim.limit_w()
         src.fail = True
         with warnings.catch_warnings(record=True) as w:
@@ -104,7 +104,7 @@ def test_no_permission_falls_back_to_the_software_governor(sim):
     sim.set_flags(deny_writes=True)
     src = Dial(2000.0)
     with pytest.warns(RuntimeWarning, match="software governor"):
-        with power.carbon_aware(src, policy=Reactive(reference_g=200.0), period_s=3600) as ctl:
+        with carbon.carbon_aware(src, policy=Reactive(reference_g=200.0), period_s=3600) as ctl:
             assert ctl.applied_mode == "software"
             t0, e0 = sim.now_s(), sim.energy_j()
             for _ in range(200):
@@ -117,7 +117,7 @@ def test_no_permission_falls_back_to_the_software_governor(sim):
 
 def test_dry_run_changes_nothing(sim, monkeypatch):
     monkeypatch.setenv("GREENOPS_POWER_DRY_RUN", "1")
-    with power.carbon_aware(Dial(5000.0), policy=Reactive(reference_g=100.0)) as ctl:
+    with carbon.carbon_aware(Dial(5000.0), policy=Reactive(reference_g=100.0)) as ctl:
         assert sim.limit_w() == 250.0
     assert ctl.decisions[0][2] == 150.0 and journal.entries() == []
 
@@ -128,7 +128,7 @@ def test_following_a_plan(sim):
     curve = Curve.of(sim.profile)
     p = carbon.plan(curve, fc, 2.6 * 3600 / curve.at(250.0)[0], 3.0)
     now = [t0 + dt.timedelta(minutes=30)]
-    with power.carbon_aware(Dial(0.0), policy=p, clock=lambda: now[0]) as ctl:
+    with carbon.carbon_aware(Dial(0.0), policy=p, clock=lambda: now[0]) as ctl:
         first = sim.limit_w()
         now[0] = t0 + dt.timedelta(minutes=90)
         ctl.tick()
@@ -140,14 +140,14 @@ def test_following_a_plan(sim):
 def test_profile_outside_the_device_range_is_refused(sim):
     wide = Curve((50.0, 400.0), (2.0, 1.0), (60.0, 300.0))
     with pytest.raises(power.InvalidLimit, match="outside"):
-        with power.carbon_aware(Dial(1.0), profile=wide):
+        with carbon.carbon_aware(Dial(1.0), profile=wide):
             pass
     assert sim.limit_w() == 250.0
 
 
 def test_real_gpus_need_a_profile(fake_nvml):
     with pytest.raises(ValueError, match="profile"):
-        with power.carbon_aware(Dial(1.0)):
+        with carbon.carbon_aware(Dial(1.0)):
             pass
 
 
@@ -257,6 +257,7 @@ def test_greenops_run_bad_plans(sim, args, error):
 WORKER = textwrap.dedent("""
     import json, sys
     import torch.distributed as dist
+    import greenops.carbon as carbon
     import greenops.power as power
     from greenops.carbon import Constant, Reactive
 
@@ -269,7 +270,7 @@ WORKER = textwrap.dedent("""
     dev = power.devices([rank])[0]
     src = Constant(5000.0) if rank == 0 else Boom(1.0)
     seen = []
-    with power.carbon_aware(src, policy=Reactive(reference_g=100.0), devices=[dev],
+    with carbon.carbon_aware(src, policy=Reactive(reference_g=100.0), devices=[dev],
                             period_s=0.01, sync_every=5) as ctl:
         seen.append(dev.limit_w())
         for _ in range(20):

@@ -1,7 +1,7 @@
-"""power.carbon_aware: a power cap that follows the grid's carbon intensity while work runs.
+"""carbon.carbon_aware: a power cap that follows the grid's carbon intensity while work runs.
 
     src = carbon.ElectricityMaps(zone="DE")
-    with power.carbon_aware(src, profile="sweep.json", period_s=300) as ctl:
+    with carbon.carbon_aware(src, profile="sweep.json", period_s=300) as ctl:
         train()
     print(ctl.measurement)          # energy and gCO2eq of the block
     ctl.decisions                   # [(time, intensity, cap_w)]
@@ -26,22 +26,23 @@ import logging
 import threading
 import warnings
 
-from . import distributed
-from .caps import cap
-from .device import Device
-from .errors import InvalidLimit
-from .meter import EnergyMeter, Measurement
-from .registry import devices as visible_devices
+from ..power import distributed
+from ..power.caps import cap
+from ..power.device import Device
+from ..power.errors import InvalidLimit
+from ..power.meter import EnergyMeter, Measurement
+from ..power.registry import devices as visible_devices
+from ..power.simulated import SimulatedDevice
+from .curve import Curve
+from .planner import Plan
+from .policy import Reactive
 
-log = logging.getLogger("greenops.power")
+log = logging.getLogger("greenops.carbon")
 
 
 def job_curve(profile, devs: list[Device]):
     """The job's power/throughput curve: `profile` (anything carbon.Curve.of takes), or, when
     it is None, the simulated devices' own model."""
-    from ..carbon.curve import Curve
-    from .simulated import SimulatedDevice
-
     if profile is not None:
         return Curve.of(profile)
     if devs and all(isinstance(d, SimulatedDevice) for d in devs):
@@ -90,8 +91,6 @@ class carbon_aware(contextlib.ContextDecorator):
     def decide(self) -> float:
         """The cap for now: reads the intensity, asks the policy; falls back to the fastest
         cap when no intensity is known."""
-        from ..carbon.planner import Plan
-
         now = self._clock()
         # through the meter's reader: waits at most carbon_wait_s for a slow source
         reader = self.meter._intensity_reader
@@ -135,7 +134,7 @@ class carbon_aware(contextlib.ContextDecorator):
         except Exception as e:  # never into the job: keep the cap in force, say so once
             if not self._warned:
                 warnings.warn(
-                    f"greenops.power.carbon_aware: {e}; keeping the current cap",
+                    f"greenops.carbon.carbon_aware: {e}; keeping the current cap",
                     RuntimeWarning,
                     stacklevel=2,
                 )
@@ -163,8 +162,6 @@ class carbon_aware(contextlib.ContextDecorator):
 
     # --- lifetime ---
     def __enter__(self) -> carbon_aware:
-        from ..carbon.policy import Reactive
-
         self.devices = self._devices if self._devices is not None else visible_devices()
         self.curve = job_curve(self._profile, self.devices)
         for d in self.devices:
