@@ -34,7 +34,11 @@ def run_case(trace: str, workload: str, job_days: float = JOB_DAYS, slacks=SLACK
     forecast = [p for p in load_trace(trace) if p.time >= START]
     work = job_days * 86400 / curve.at(curve.fastest_w)[0]
     mean = sum(p.intensity_g_per_kwh for p in forecast) / len(forecast)
-    out = {"uncapped": replay(workload, trace, work, curve.fastest_w, START, "uncapped")}
+    # what runs when nobody caps: the device's default limit (on some GPUs slower, and more
+    # energy, than the fastest cap: A40 with BERT)
+    default = replay(workload, trace, work, curve.default_limit_w, START, "default limit")
+    out = {"default limit": default}
+    out["uncapped"] = replay(workload, trace, work, curve.fastest_w, START, "uncapped")
     base = out["uncapped"]
     deadline_s = base.time_s * slacks[0]
     in_time = [w for w in curve.limits_w if work * curve.at(w)[0] <= deadline_s * (1 + 1e-9)]

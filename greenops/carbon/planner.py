@@ -3,7 +3,7 @@ a job's work by its deadline, given the job's power/throughput curve and an inte
 
     p = carbon.plan("v100-resnet50", source.forecast(48), work=50_000, deadline=30)  # hours
     p.segments            # [(start, end, cap_w, intensity)], one per forecast interval
-    p.compare()           # vs uncapped, the best static cap and a reactive policy
+    p.compare()           # vs the default limit, uncapped, the best static cap, reactive
 
 Method (docs/power.md, "Planning against a forecast"): in interval i (length d_i, intensity
 I_i) the job runs at a point of its curve's efficient frontier (rate r, power P), or mixes two
@@ -94,10 +94,11 @@ class Plan:
         return None
 
     def compare(self, reactive=None) -> dict[str, Outcome]:
-        """This plan beside (a) uncapped (the fastest cap from the start), (b) the static cap
-        with the least carbon that meets the deadline, (c) a reactive policy (default
-        `Reactive()` referenced to the forecast's mean) choosing each interval's cap from that
-        interval's intensity alone."""
+        """This plan beside (a) the device's default limit (what runs when nobody caps it),
+        (b) uncapped (the fastest profiled cap from the start), (c) the static cap with the
+        least carbon that meets the deadline, (d) a reactive policy (default `Reactive()`
+        referenced to the forecast's mean) choosing each interval's cap from that interval's
+        intensity alone."""
         from .policy import Reactive
 
         c, ivs = self.curve, self.forecast_intervals
@@ -105,7 +106,12 @@ class Plan:
         def run(name, cap_of):
             return dataclasses.replace(simulate(c, ivs, self.work, cap_of), name=name)
 
-        out = {"uncapped": run("uncapped", lambda i: c.fastest_w)}
+        out = {
+            "default limit": run(
+                f"default limit {c.default_limit_w:g} W", lambda i: c.default_limit_w
+            ),
+            "uncapped": run("uncapped", lambda i: c.fastest_w),
+        }
         statics = [run(f"static {w:g} W", lambda i, w=w: w) for w in c.limits_w]
         meeting = [o for o in statics if o.completion <= self.deadline]
         out["best static"] = min(meeting, key=lambda o: o.carbon_g)
@@ -116,6 +122,17 @@ class Plan:
         out["reactive"] = run("reactive", lambda i: policy.cap_w(ivs[i][2], c))
         out["planned"] = self.outcome
         return out
+
+
+def work_of(curve: Curve, work: float | None, work_hours: float | None) -> float:
+    """Steps from exactly one of `work` (steps) and `work_hours` (at the default limit)."""
+    if (work is None) == (work_hours is None):
+        raise ValueError("give the job's size once: work= (steps) or work_hours= (hours)")
+    if work_hours is not None:
+        return curve.steps_in(work_hours)
+    if work <= 0:
+        raise ValueError(f"work must be positive, got {work}")
+    return float(work)
 
 
 def _intervals(
@@ -214,12 +231,14 @@ def _solve_k(curve_chain, last_chain, ivs, work):
 def plan(
     profile,
     forecast: list[Point],
-    work: float,
-    deadline,
+    work: float | None = None,
+    deadline=None,
     start: dt.datetime | None = None,
     allow_pause: bool = False,
+    work_hours: float | None = None,
 ) -> Plan:
-    """The least-carbon cap schedule that completes `work` steps by `deadline`.
+    """The least-carbon cap schedule that completes `work` steps (or `work_hours` of the job
+    at the device's default limit) by `deadline`.
 
     profile: anything `Curve.of` takes. forecast: intensity points (a source's `forecast()` or
     a trace slice). deadline: a datetime, a timedelta, or hours (float) after `start`
@@ -227,8 +246,9 @@ def plan(
     curve's `idle_w` (needs one: a simulated profile, or a Curve given idle_w).
     Raises InfeasibleDeadline (with `.earliest`) when even the fastest cap is too slow."""
     curve = Curve.of(profile)
-    if work <= 0:
-        raise ValueError(f"work must be positive, got {work}")
+    work = work_of(curve, work, work_hours)
+    if deadline is None:
+        raise ValueError("plan needs a deadline (a datetime, a timedelta or hours)")
     pts = sorted(forecast, key=lambda p: p.time)
     if not pts:
         raise ValueError("an empty forecast")

@@ -15,7 +15,7 @@ import os
 import tempfile
 
 from .curve import Curve
-from .planner import Plan
+from .planner import Plan, work_of
 from .sources import Trace
 
 
@@ -38,21 +38,36 @@ class Replay:
         }
 
 
-def replay(profile, trace, work: float, policy, start=None, name: str = "") -> Replay:
+def replay(
+    profile,
+    trace,
+    work: float | None = None,
+    policy=None,
+    start=None,
+    name: str = "",
+    work_hours=None,
+) -> Replay:
     """profile: a bundled profile name, Zeus CSV path or PowerProfile (the simulated device's
-    model). trace: a Trace (as it is: shifted or not) or a trace file or bundled name, replayed
-    at its timestamps from `start` (default: its first point). policy: watts (a static cap),
-    a carbon.Reactive (referenced to the trace's last 24 h on the replay's clock, as live), a
-    carbon.Plan (followed; flat out past its end), or any callable (time, intensity) -> watts.
+    model). trace: a Trace (as it is: shifted or not), a list of Points (a forecast), or a
+    trace file or bundled name, replayed at its timestamps from `start` (default: its first
+    point). work: steps, or work_hours: hours of the job at the device's default limit.
+    policy: watts (a static cap), a carbon.Reactive (referenced to the trace's last 24 h on
+    the replay's clock, as live), a carbon.Plan (followed; flat out past its end), or any
+    callable (time, intensity) -> watts.
     Decisions are made at every trace point and plan segment boundary."""
     from ..power.meter import EnergyMeter
     from ..power.simulated import SimClock, SimulatedDevice, load_profile
 
     prof = load_profile(profile) if isinstance(profile, str) else profile
     curve = Curve.of(prof)
+    work = work_of(curve, work, work_hours)
+    if policy is None:
+        raise ValueError("replay needs a policy: watts, a Reactive, a Plan or a callable")
     clock = SimClock()
     now = lambda: t0 + dt.timedelta(seconds=clock.now_s())  # noqa: E731  (t0 set below)
     # a Trace object as it is (its shift, its gaps), on the replay's clock
+    if isinstance(trace, (list, tuple)):
+        trace = Trace.of_points(trace)
     src = (trace if isinstance(trace, Trace) else Trace(trace)).on_clock(now)
     t0 = start or src.points[0].time + src._offset
     bounds = {p.time + src._offset for p in src.points}

@@ -39,7 +39,9 @@ def add_parser(sub) -> None:
         help="plan against the source's forecast to finish by then (needs --work-hours)",
     )
     r.add_argument(
-        "--work-hours", type=float, help="how long the job takes uncapped (with --deadline)"
+        "--work-hours",
+        type=float,
+        help="how long the job takes at the device's default limit (with --deadline)",
     )
     _cap_options(r)
     r.add_argument(
@@ -68,7 +70,9 @@ def _run(args) -> int:
 
     cmd = _command(args)
     if args.deadline is not None and args.work_hours is None:
-        raise SystemExit("greenops run: --deadline needs --work-hours (the job's uncapped length)")
+        raise SystemExit(
+            "greenops run: --deadline needs --work-hours (the job's length at the default limit)"
+        )
     if args.deadline is not None and (args.carbon is None or args.cap is not None):
         raise SystemExit("greenops run: --deadline plans a carbon-aware cap: give --carbon")
     source = source_from_args(args.carbon, args) if args.carbon else None
@@ -199,8 +203,8 @@ def _policy(args, devs, source):
     forecast = source.forecast(max(args.deadline, 1.0) + 1.0)
     if not forecast:
         raise SystemExit(f"greenops run: {source.name} gave no forecast to plan against")
-    work = args.work_hours * 3600.0 / curve.at(curve.fastest_w)[0]
-    p = plan(curve, forecast, work, args.deadline, start=max(forecast[0].time, _now()))
+    start = max(forecast[0].time, _now())
+    p = plan(curve, forecast, deadline=args.deadline, start=start, work_hours=args.work_hours)
     print(
         f"greenops run: planned to finish at {p.completion.isoformat()} "
         f"(deadline {p.deadline.isoformat()}), expected {p.outcome.carbon_g:.1f} gCO2eq",

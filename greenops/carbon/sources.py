@@ -184,15 +184,18 @@ class Trace(Source):
         self, path: str, shift_to_now: bool = False, clock=None, max_gap: dt.timedelta | None = None
     ) -> None:
         """path: a CSV/JSON file, or a bundled trace's name ("gb-2020-01", "fr-2020-01")."""
-        super().__init__()
         if path in _BUNDLED and not os.path.exists(path):
             path = bundled_trace(path)
         elif not os.path.exists(path):
             raise ValueError(
                 f"no trace file {path!r} (bundled traces by name: {', '.join(sorted(_BUNDLED))})"
             )
+        self._setup(path, load_trace(path), shift_to_now, clock, max_gap)
+
+    def _setup(self, path, points, shift_to_now=False, clock=None, max_gap=None) -> None:
+        Source.__init__(self)
         self.path = path
-        self.points = load_trace(path)
+        self.points = points
         self._clock = clock or now_utc
         self._offset = (self._clock() - self.points[0].time) if shift_to_now else dt.timedelta(0)
         steps = sorted(
@@ -215,6 +218,15 @@ class Trace(Source):
                 RuntimeWarning,
                 stacklevel=2,
             )
+
+    @classmethod
+    def of_points(cls, points: list[Point], name: str = "points", **kw) -> Trace:
+        """A trace of points in memory (a forecast, a trace's slice)."""
+        if not points:
+            raise ValueError("an empty list of points")
+        self = cls.__new__(cls)
+        self._setup(name, sorted(points, key=lambda p: p.time), **kw)
+        return self
 
     def on_clock(self, clock) -> Trace:
         """The same trace (points, shift, gaps) read on another clock (a replay's)."""
