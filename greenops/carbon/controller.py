@@ -10,7 +10,9 @@ Every `period_s` a background thread reads the intensity and picks the cap from 
 power/throughput profile (`policy`: a `carbon.Reactive` — lower when the grid is dirty, higher
 when it is clean — or a `carbon.Plan` to follow), then applies it through `power.cap` (journal,
 restore on every exit path, dry run, software governor in mode="auto" without permission; in
-software mode call `ctl.step()` once per iteration so that the governor can pace).
+software mode call `ctl.step()` once per iteration so that the governor can pace). A Plan's
+pauses (plan(..., allow_pause=True)) stop the job for real with allow_pause=True: ctl.step()
+blocks until the plan resumes; otherwise they run at the lowest cap.
 
 Distributed jobs (an initialized torch.distributed group): only rank 0 reads the intensity and
 decides, in its thread; the ranks apply rank 0's latest decision together inside `ctl.step()`
@@ -64,6 +66,7 @@ class carbon_aware(contextlib.ContextDecorator):
         mode: str = "auto",
         sync_every: int = 100,
         clock=None,
+        allow_pause: bool = False,
     ) -> None:
         if period_s <= 0:
             raise ValueError(f"period_s must be positive, got {period_s}")
@@ -77,6 +80,11 @@ class carbon_aware(contextlib.ContextDecorator):
         self.mode = mode
         self.sync_every = sync_every
         self._clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
+        # a Plan's pauses: with allow_pause, ctl.step() blocks until the plan resumes (the job
+        # says it may stop); otherwise a pause runs at the lowest cap
+        self.allow_pause = allow_pause
+        self._resume_at: dt.datetime | None = None
+        self.paused_s = 0.0
         self.decisions: list[tuple[dt.datetime, float | None, float]] = []
         self.measurement: Measurement | None = None
         self._cap: cap | None = None
@@ -99,8 +107,12 @@ class carbon_aware(contextlib.ContextDecorator):
             w = self.policy.cap_at(now)
             if w is None:  # past the plan's end: the work took longer, catch up
                 w = self.curve.fastest_w
-            elif w == 0:  # a planned pause, which a cap cannot make: the lowest cap
+            elif w == 0:  # a planned pause: the lowest cap, and with allow_pause a real stop
                 w = self.curve.limits_w[0]
+                if self.allow_pause and not self._distributed:
+                    self._resume_at = next(
+                        (s.end for s in self.policy.segments if s.start <= now < s.end), now
+                    )
         elif intensity is None:
             w = self.curve.fastest_w
         else:
@@ -149,8 +161,25 @@ class carbon_aware(contextlib.ContextDecorator):
             w = distributed.agree(self._pending)
             if w is not None:
                 self._apply(w)
+        if self._resume_at is not None:
+            self._pause()
         if self._cap is not None and self._cap.governor is not None:
             self._cap.governor.step()
+
+    def _pause(self) -> None:
+        """Blocks the job until the plan's pause ends (or the block exits), then decides anew."""
+        import time
+
+        until, self._resume_at = self._resume_at, None
+        log.info("carbon_aware: paused until %s", until.isoformat())
+        t0 = time.monotonic()
+        while not self._stop.is_set():
+            left = (until - self._clock()).total_seconds()
+            if left <= 0:
+                break
+            self._stop.wait(min(left, 0.05))  # resume within 50 ms of the plan
+        self.paused_s += time.monotonic() - t0
+        self.tick()
 
     @property
     def applied_mode(self) -> str | None:

@@ -289,3 +289,30 @@ def test_distributed_rank0_decides_for_every_rank(tmp_path):
     assert r0["seen"] == r1["seen"] == [150.0, 150.0]
     assert r0["restored"] == r1["restored"] == 250.0
     assert r0["reads"] >= 1 and r1["reads"] == 0
+
+
+def test_a_planned_pause_really_pauses_the_job_with_allow_pause(sim):
+    """With allow_pause the plan's pause blocks ctl.step() until the plan resumes (here one
+    hour of plan time passes in 1 s of real time); without it a pause is the lowest cap."""
+    t0 = dt.datetime(2020, 6, 1, tzinfo=dt.timezone.utc)
+    fc = [Point(t0 + dt.timedelta(hours=h), v) for h, v in enumerate([100.0, 5000.0, 100.0])]
+    curve = Curve.of(sim.profile)
+    p = carbon.plan(curve, fc, work_hours=1.3, deadline=3.0, allow_pause=True)
+    pause = next(s for s in p.segments if not s.running)
+    for allow in (True, False):
+        m0 = time.monotonic()
+        start = pause.start  # the block opens when the pause begins
+        clock = lambda: start + dt.timedelta(hours=time.monotonic() - m0)  # noqa: E731
+        with carbon.carbon_aware(
+            Dial(100.0), policy=p, clock=clock, allow_pause=allow, period_s=3600
+        ) as ctl:
+            assert sim.limit_w() == curve.limits_w[0]
+            t = time.monotonic()
+            ctl.step()
+            blocked = time.monotonic() - t
+            after = sim.limit_w()
+        if allow:
+            assert 0.8 < blocked < 5 and ctl.paused_s == pytest.approx(blocked, abs=0.05)
+            assert after == p.cap_at(pause.end) > curve.limits_w[0]  # resumed at the plan's cap
+        else:
+            assert blocked < 0.1 and ctl.paused_s == 0
