@@ -301,8 +301,10 @@ def test_a_planned_pause_really_pauses_the_job_with_allow_pause(sim):
     pause = next(s for s in p.segments if not s.running)
     for allow in (True, False):
         m0 = time.monotonic()
-        start = pause.start  # the block opens when the pause begins
-        clock = lambda: start + dt.timedelta(hours=time.monotonic() - m0)  # noqa: E731
+
+        def clock(m0=m0, start=pause.start):  # the block opens when the pause begins
+            return start + dt.timedelta(hours=time.monotonic() - m0)
+
         with carbon.carbon_aware(
             Dial(100.0), policy=p, clock=clock, allow_pause=allow, period_s=3600
         ) as ctl:
