@@ -4,6 +4,7 @@ constant, behind one interface; the deadline planner, replays, and the live cont
 
 from .controller import carbon_aware, job_curve
 from .curve import Curve
+from .forecast import Forecaster, Forecasting, seasonal_forecast
 from .http import FetchError
 from .planner import InfeasibleDeadline, Outcome, Plan, Segment, plan, simulate
 from .policy import Reactive
@@ -23,6 +24,9 @@ from .sources import (
 __all__ = [
     "Constant",
     "Curve",
+    "Forecaster",
+    "Forecasting",
+    "seasonal_forecast",
     "carbon_aware",
     "job_curve",
     "InfeasibleDeadline",
