@@ -8,6 +8,7 @@ from .forecast import Forecaster, Forecasting, seasonal_forecast
 from .http import FetchError
 from .planner import InfeasibleDeadline, Outcome, Plan, Segment, plan, simulate
 from .policy import Reactive
+from .replanner import Replanner
 from .sources import (
     Constant,
     ElectricityMaps,
@@ -33,6 +34,7 @@ __all__ = [
     "Outcome",
     "Plan",
     "Reactive",
+    "Replanner",
     "Segment",
     "plan",
     "simulate",

@@ -12,7 +12,9 @@ when it is clean — or a `carbon.Plan` to follow), then applies it through `pow
 restore on every exit path, dry run, software governor in mode="auto" without permission; in
 software mode call `ctl.step()` once per iteration so that the governor can pace). A Plan's
 pauses (plan(..., allow_pause=True)) stop the job for real with allow_pause=True: ctl.step()
-blocks until the plan resumes; otherwise they run at the lowest cap.
+blocks until the plan resumes; otherwise they run at the lowest cap. A carbon.Replanner policy
+closes the loop: at every decision it sees the steps done (`progress()`, else the count of
+ctl.step() calls) and re-plans the rest of the work to its deadline.
 
 Distributed jobs (an initialized torch.distributed group): only rank 0 reads the intensity and
 decides, in its thread; the ranks apply rank 0's latest decision together inside `ctl.step()`
@@ -38,6 +40,7 @@ from ..power.simulated import SimulatedDevice
 from .curve import Curve
 from .planner import Plan
 from .policy import Reactive
+from .replanner import Replanner
 
 log = logging.getLogger("greenops.carbon")
 
@@ -67,6 +70,7 @@ class carbon_aware(contextlib.ContextDecorator):
         sync_every: int = 100,
         clock=None,
         allow_pause: bool = False,
+        progress=None,
     ) -> None:
         if period_s <= 0:
             raise ValueError(f"period_s must be positive, got {period_s}")
@@ -83,6 +87,8 @@ class carbon_aware(contextlib.ContextDecorator):
         # a Plan's pauses: with allow_pause, ctl.step() blocks until the plan resumes (the job
         # says it may stop); otherwise a pause runs at the lowest cap
         self.allow_pause = allow_pause
+        # steps done so far, for a Replanner policy: progress() if given, else ctl.step() calls
+        self._progress = progress
         self._resume_at: dt.datetime | None = None
         self.paused_s = 0.0
         self.decisions: list[tuple[dt.datetime, float | None, float]] = []
@@ -103,7 +109,15 @@ class carbon_aware(contextlib.ContextDecorator):
         # through the meter's reader: waits at most carbon_wait_s for a slow source
         reader = self.meter._intensity_reader
         intensity = reader.read() if reader is not None else self.source.current()
-        if isinstance(self.policy, Plan):
+        if isinstance(self.policy, Replanner):
+            done = self._progress() if self._progress is not None else self._steps
+            w = self.policy.cap(now, done)
+            if w == 0:
+                w = self.curve.limits_w[0]
+                if self.allow_pause and not self._distributed and self.policy.plan is not None:
+                    segs = self.policy.plan.segments
+                    self._resume_at = next((s.end for s in segs if s.start <= now < s.end), now)
+        elif isinstance(self.policy, Plan):
             w = self.policy.cap_at(now)
             if w is None:  # past the plan's end: the work took longer, catch up
                 w = self.curve.fastest_w

@@ -53,7 +53,8 @@ def replay(
     point). work: steps, or work_hours: hours of the job at the device's default limit.
     policy: watts (a static cap), a carbon.Reactive (referenced to the trace's last 24 h on
     the replay's clock, as live), a carbon.Plan (followed; flat out past its end), or any
-    callable (time, intensity) -> watts.
+    callable (time, intensity) -> watts, or a carbon.Replanner (closed loop: it sees the
+    steps done at every decision).
     Decisions are made at every trace point and plan segment boundary."""
     from ..power.meter import EnergyMeter
     from ..power.simulated import SimClock, SimulatedDevice, load_profile
@@ -76,9 +77,11 @@ def replay(
     if isinstance(policy, Plan):
         bounds = sorted(set(bounds) | {s.end for s in policy.segments if s.end > t0})
 
-    def decide(t: dt.datetime) -> float:
+    def decide(t: dt.datetime, done: float) -> float:
         if isinstance(policy, (int, float)):
             return float(policy)
+        if hasattr(policy, "cap") and callable(policy.cap):  # closed loop: a Replanner
+            return policy.cap(t, done)
         if isinstance(policy, Plan):
             w = policy.cap_at(t)
             return curve.fastest_w if w is None else w
@@ -93,16 +96,22 @@ def replay(
         dev = SimulatedDevice(prof, clock=clock, state_path=os.path.join(tmp, "dev.json"))
         meter = EnergyMeter([dev], carbon=src)
         meter.begin("replay")
-        done, caps, i = 0.0, [], 0
+        done, caps, i, target = 0.0, [], 0, None
         while done < work * (1 - 1e-12):
             t = now()
             at = t  # the simulated clock lands within float error of a boundary: decide there
+            if target is not None and abs((t - target).total_seconds()) < 1e-6:
+                at = max(at, target)
             while i < len(bounds) and bounds[i] <= t + dt.timedelta(microseconds=1):
                 at = max(at, bounds[i])
                 i += 1
+            w = decide(at, done)
             nxt = bounds[i] if i < len(bounds) else t + dt.timedelta(hours=1)
-            span = (nxt - t).total_seconds()
-            w = decide(at)
+            live = getattr(policy, "plan", None)  # a Replanner: its latest plan's boundaries
+            if isinstance(live, Plan):
+                ends = [s.end for s in live.segments if s.end > t + dt.timedelta(microseconds=1)]
+                nxt = min([nxt, *ends])
+            span, target = (nxt - t).total_seconds(), nxt
             caps.append((t, w))
             if w == 0:  # a planned pause
                 dev.sleep(span)

@@ -318,3 +318,26 @@ def test_a_planned_pause_really_pauses_the_job_with_allow_pause(sim):
             assert after == p.cap_at(pause.end) > curve.limits_w[0]  # resumed at the plan's cap
         else:
             assert blocked < 0.1 and ctl.paused_s == 0
+
+
+def test_a_replanner_policy_sees_the_steps_done(sim):
+    """The live controller gives a Replanner the progress at each decision: ctl.step() counts,
+    or the job's own progress() callback."""
+    t0 = dt.datetime(2020, 6, 1, tzinfo=dt.timezone.utc)
+    fc = [Point(t0 + dt.timedelta(hours=h), v) for h, v in enumerate([100.0, 900.0, 100.0, 50.0])]
+    curve = Curve.of(sim.profile)
+    now = [t0]
+    for progress in (None, lambda: 1234.0):
+        r = carbon.Replanner(curve, lambda h: fc, t0 + dt.timedelta(hours=3), work_hours=2)
+        with carbon.carbon_aware(
+            Dial(100.0), policy=r, clock=lambda: now[0], period_s=3600, progress=progress
+        ) as ctl:
+            for _ in range(7):
+                ctl.step()
+            now[0] = t0 + dt.timedelta(minutes=30)
+            ctl.tick()
+        assert [d for _, d, _, _ in r.log] == ([1234.0] * 2 if progress else [0, 7])
+        if progress is None:  # 7 steps in half an hour: it learns the job cannot make it
+            assert r.status.startswith("flat out: the deadline cannot be met")
+        assert sim.limit_w() == 250.0  # restored after the block
+        now[0] = t0
