@@ -21,7 +21,8 @@ SPEEDS = (0.95, 0.97, 0.98, 1.0, 1.02, 1.05)
 def main() -> None:
     logging.getLogger("greenops.carbon").setLevel(logging.ERROR)
     print(
-        "| trace | workload | true speed | open loop: time × deadline | kgCO2eq | closed loop: time × deadline | kgCO2eq | closed loop status |"
+        "| trace | workload | true speed | open loop: time × deadline | kgCO2eq "
+        "| closed loop: time × deadline | kgCO2eq | closed loop status |"
     )
     print("|---|---|---:|---:|---:|---:|---:|---|")
     for trace in ("gb-2020-01", "fr-2020-01"):
