@@ -113,20 +113,13 @@ class carbon_aware(contextlib.ContextDecorator):
             done = self._progress() if self._progress is not None else self._steps
             w = self.policy.cap(now, done)
             if w == 0:
-                w = self.curve.limits_w[0]
-                if self.allow_pause and not self._distributed and self.policy.plan is not None:
-                    segs = self.policy.plan.segments
-                    self._resume_at = next((s.end for s in segs if s.start <= now < s.end), now)
+                w = self._planned_pause(self.policy.plan, now)
         elif isinstance(self.policy, Plan):
             w = self.policy.cap_at(now)
             if w is None:  # past the plan's end: the work took longer, catch up
                 w = self.curve.fastest_w
-            elif w == 0:  # a planned pause: the lowest cap, and with allow_pause a real stop
-                w = self.curve.limits_w[0]
-                if self.allow_pause and not self._distributed:
-                    self._resume_at = next(
-                        (s.end for s in self.policy.segments if s.start <= now < s.end), now
-                    )
+            elif w == 0:
+                w = self._planned_pause(self.policy, now)
         elif intensity is None:
             w = self.curve.fastest_w
         else:
@@ -135,6 +128,13 @@ class carbon_aware(contextlib.ContextDecorator):
             w = self.policy.cap_w(intensity, self.curve)
         self.decisions.append((now, intensity, w))
         return w
+
+    def _planned_pause(self, plan, now) -> float:
+        """A plan's pause: the lowest cap, and with allow_pause (single process) a real stop
+        until the pause's end (ctl.step() blocks)."""
+        if self.allow_pause and not self._distributed and plan is not None:
+            self._resume_at = next((s.end for s in plan.segments if s.start <= now < s.end), now)
+        return self.curve.limits_w[0]
 
     def _apply(self, watts: float) -> None:
         with self._lock:
