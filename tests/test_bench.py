@@ -56,6 +56,8 @@ def test_bench_quick_writes_table_json_markdown_and_plot(tmp_path, capsys):
         assert row["versus"] is None or row["versus"] in row["speedup"]
         # CPU energy per op: RAPL where readable, else the estimate, and labelled as which
         assert row["energy_j"] > 0 and row["energy_basis"] in ("measured", "estimated")
+        m = int(row["shape"].split("-")[0][1:])  # per token: each activation row is one
+        assert row["energy_per_token_j"] == row["energy_j"] / m
     ours = {row["impl"] for row in r["rows"] if not row["baseline"]}
     assert {
         "greenops.int8_mm",

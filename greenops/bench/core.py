@@ -293,10 +293,19 @@ def measure(
             row["energy_j"], row["energy_basis"] = (
                 energy_per_call_j(c.fn, device, energy_s) if energy else (None, None)
             )
+            # per token: each row of the activation is one token (or sample) of a model's batch
+            m = _rows_of(row["shape"])
+            row["energy_per_token_j"] = row["energy_j"] / m if row["energy_j"] and m else None
             rows.append(row)
     if progress:
         print("\r" + " " * 60 + "\r", end="", file=sys.stderr, flush=True)
     return rows
+
+
+def _rows_of(shape: str) -> int | None:
+    """M of a shape label "M16-N4096-K4096"."""
+    head = shape.split("-")[0]
+    return int(head[1:]) if head[:1] == "M" and head[1:].isdigit() else None
 
 
 def markdown(results: dict) -> str:
@@ -341,8 +350,8 @@ def markdown(results: dict) -> str:
             "| shape | impl | ms | "
             + " | ".join(f"x {b}" for b in bases)
             + " | GOP/s | % peak | GB/s | % BW |"
-            + (" mJ/call |" if energy else ""),
-            "|---|---|---:|" + "---:|" * (len(bases) + 4) + ("---:|" if energy else ""),
+            + (" mJ/call | µJ/token |" if energy else ""),
+            "|---|---|---:|" + "---:|" * (len(bases) + 4) + ("---:|---:|" if energy else ""),
         ]
         for r in rows:
             ratios = " | ".join(
@@ -353,10 +362,13 @@ def markdown(results: dict) -> str:
             )
             peak = f"{100 * r['frac_peak']:.0f}" if r["frac_peak"] is not None else ""
             est = " (est.)" if r.get("energy_basis") == "estimated" else ""
+            tok = r.get("energy_per_token_j")
             e = (
-                f" {1e3 * r['energy_j']:.3f}{est} |"
+                f" {1e3 * r['energy_j']:.3f}{est} | "
+                + (f"{1e6 * tok:.2f}{est}" if tok is not None else "")
+                + " |"
                 if energy and r["energy_j"] is not None
-                else (" |" if energy else "")
+                else (" | |" if energy else "")
             )
             out.append(
                 f"| {r['shape']} | {'' if r['baseline'] else '**'}{r['impl']}"
