@@ -43,6 +43,18 @@ def add_parser(sub) -> None:
         type=float,
         help="how long the job takes at the device's default limit (with --deadline)",
     )
+    r.add_argument(
+        "--progress-file",
+        metavar="FILE",
+        help="with --deadline: the command writes its progress there (a number: steps done, "
+        "out of --work-steps); greenops re-plans from it (closed loop). Without it the plan "
+        "is followed by the clock",
+    )
+    r.add_argument(
+        "--work-steps",
+        type=float,
+        help="the job's size in the steps --progress-file counts (default: the profile's steps)",
+    )
     _cap_options(r)
     r.add_argument(
         "--metrics-port",
@@ -75,6 +87,10 @@ def _run(args) -> int:
         )
     if args.deadline is not None and (args.carbon is None or args.cap is not None):
         raise SystemExit("greenops run: --deadline plans a carbon-aware cap: give --carbon")
+    if (args.progress_file or args.work_steps) and args.deadline is None:
+        raise SystemExit("greenops run: --progress-file and --work-steps go with --deadline")
+    if args.work_steps is not None and args.work_steps <= 0:
+        raise SystemExit(f"greenops run: --work-steps must be positive, got {args.work_steps:g}")
     source = source_from_args(args.carbon, args) if args.carbon else None
     meter_devs = devices(kind="meter")
     caps = _cap_targets(args) if (args.cap is not None or source is not None) else []
@@ -101,9 +117,15 @@ def _run(args) -> int:
                 rc, how = child.run(cmd, meter_devs, every=_ticking(meter, every))[0], "uncapped"
             m = meter.end("run")
         else:
-            policy = _policy(args, caps, source)
+            policy, progress = _policy(args, caps, source)
             controller = carbon_aware(
-                source, args.profile, policy, caps, period_s=args.period, mode="hardware"
+                source,
+                args.profile,
+                policy,
+                caps,
+                period_s=args.period,
+                mode="hardware",
+                progress=progress,
             )
             with controller:
                 from ..power import child
@@ -111,6 +133,8 @@ def _run(args) -> int:
                 rc, _ = child.run(cmd, caps, every=every)
             m = controller.measurement
             how = f"carbon-aware ({type(policy).__name__.lower()}, every {args.period:g} s)"
+            if hasattr(policy, "status"):  # a Replanner: on plan, or flat out and why
+                how += f"; {policy.status}"
     finally:
         if metrics:
             metrics.update()
@@ -192,13 +216,18 @@ def _report(args, cmd, rc, m, how, source, controller, dry) -> None:
 
 
 def _policy(args, devs, source):
-    """--deadline: a plan over the source's forecast; otherwise the reactive policy."""
+    """(policy, progress): with --deadline a plan over the source's forecast — re-planned from
+    the command's own progress with --progress-file (a carbon.Replanner), else followed by the
+    clock; otherwise the reactive policy."""
+    import datetime as dt
+
     from .controller import job_curve
     from .planner import plan
     from .policy import Reactive
+    from .replanner import Replanner
 
     if args.deadline is None:
-        return Reactive(eta=args.eta)
+        return Reactive(eta=args.eta), None
     curve = job_curve(args.profile, devs)
     forecast = source.forecast(max(args.deadline, 1.0) + 1.0)
     if not forecast:
@@ -210,7 +239,33 @@ def _policy(args, devs, source):
         f"(deadline {p.deadline.isoformat()}), expected {p.outcome.carbon_g:.1f} gCO2eq",
         file=sys.stderr,
     )
-    return p
+    if args.progress_file is None:
+        return p, None
+    steps = curve.steps_in(args.work_hours)
+    scale = steps / args.work_steps if args.work_steps else 1.0  # the file's steps -> profile's
+    r = Replanner(
+        curve,
+        lambda hours: source.forecast(hours),
+        start + dt.timedelta(hours=args.deadline),
+        work=steps,
+    )
+    return r, _progress_reader(args.progress_file, scale)
+
+
+def _progress_reader(path: str, scale: float):
+    """progress() for the controller: the number in `path` times `scale`; the last good value
+    while the file is missing, being rewritten or unparsable (0 before the first)."""
+    last = [0.0]
+
+    def progress() -> float:
+        try:
+            with open(path) as f:
+                last[0] = max(last[0], float(f.read().strip()) * scale)
+        except (OSError, ValueError):
+            pass
+        return last[0]
+
+    return progress
 
 
 def _now():

@@ -341,3 +341,32 @@ def test_a_replanner_policy_sees_the_steps_done(sim):
             assert r.status.startswith("flat out: the deadline cannot be met")
         assert sim.limit_w() == 250.0  # restored after the block
         now[0] = t0
+
+
+def test_greenops_run_replans_from_the_commands_progress_file(sim, tmp_path, capsys):
+    """--progress-file: the command writes its steps done; greenops re-plans from them (a
+    Replanner), reads the last good value through rewrites, and reports its status."""
+    trace = tmp_path / "trace.csv"
+    rows = [f"2020-01-01 {h:02d}:00,{100 if h % 2 else 600}" for h in range(24)]
+    trace.write_text("Time,Carbon Intensity\n" + "\n".join(rows) + "\n")
+    prog, out = tmp_path / "progress", tmp_path / "run.json"
+    job = (
+        "import pathlib, sys, time\n"
+        "for i in range(1, 6):\n"
+        "    pathlib.Path(sys.argv[1]).write_text(str(i * 100))\n"
+        "    time.sleep(0.1)\n"
+    )
+    rc = cli.main(
+        ["run", "--carbon", "trace", "--trace", str(trace), "--shift", "--deadline", "10"]
+        + ["--work-hours", "8", "--progress-file", str(prog), "--work-steps", "1000"]
+        + ["--period", "0.1", "--json", str(out), "--", sys.executable, "-c", job, str(prog)]
+    )
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert "carbon-aware (replanner" in err and ("on plan" in err or "flat out" in err)
+    d = json.loads(out.read_text())
+    assert len(d["decisions"]) >= 2
+    with pytest.raises(SystemExit, match="go with --deadline"):
+        cli.main(
+            ["run", "--carbon", "constant", "--value", "1", "--progress-file", "x", "--", "true"]
+        )
