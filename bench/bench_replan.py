@@ -36,9 +36,9 @@ def _true(nominal, speed):
 class _Clocked(Replanner):
     """Remembers the time of its last decision, for forecasts issued at that time."""
 
-    def cap(self, now, done):
+    def cap(self, now, done, energy_j=None):
         self.now = now
-        return super().cap(now, done)
+        return super().cap(now, done, energy_j)
 
 
 def _noisy(tr, r, sigma, rho, rng):

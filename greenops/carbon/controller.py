@@ -111,7 +111,7 @@ class carbon_aware(contextlib.ContextDecorator):
         intensity = reader.read() if reader is not None else self.source.current()
         if isinstance(self.policy, Replanner):
             done = self._progress() if self._progress is not None else self._steps
-            w = self.policy.cap(now, done)
+            w = self.policy.cap(now, done, self._energy_j())
             if w == 0:
                 w = self._planned_pause(self.policy.plan, now)
         elif isinstance(self.policy, Plan):
@@ -128,6 +128,14 @@ class carbon_aware(contextlib.ContextDecorator):
             w = self.policy.cap_w(intensity, self.curve)
         self.decisions.append((now, intensity, w))
         return w
+
+    def _energy_j(self) -> float | None:
+        """The capped devices' summed energy counters, or None if one has none."""
+        try:
+            e = [d.energy_j() for d in self.devices]
+        except Exception:  # a counter that fails is an unknown, never a stop
+            return None
+        return None if any(v is None for v in e) else float(sum(e))
 
     def _planned_pause(self, plan, now) -> float:
         """A plan's pause: the lowest cap, and with allow_pause (single process) a real stop

@@ -4,9 +4,10 @@ deadline from measured progress and the latest forecast.
     r = carbon.Replanner(curve, forecast=src.forecast, work_hours=10, deadline=14)
     cap = r.cap(now, steps_done)      # every period, and whenever a forecast arrives
 
-Each call measures the rate since the last one at the cap that was in force, keeps the ratio
-measured / profiled per cap (an exponential average, so that a job 2% slower than its profile
-is planned as 2% slower; caps not yet seen take the mean ratio), and re-plans the work left
+Each call measures the rate (and, given the energy counter, the power) since the last one at
+the cap that was in force, keeps the ratios measured / profiled per cap (exponential averages,
+so that a job 2% slower than its profile is planned as 2% slower; caps not yet seen take the
+mean ratio), and re-plans the work left
 from now to the deadline on the profile scaled by those ratios, against `forecast(hours)`.
 When no schedule meets the deadline any more it runs at the fastest cap and says so
 (`status`, `log`); `carbon_aware(..., policy=replanner)` and `replay` drive it.
@@ -47,34 +48,51 @@ class Replanner:
         self.deadline, self.forecast, self.replan_s = deadline, forecast, replan_s
         self.smoothing, self.allow_pause = smoothing, allow_pause
         self.ratios: dict[float, float] = {}  # measured / profiled rate, per cap
+        self.power_ratios: dict[float, float] = {}  # measured / profiled power, per cap
         self.plan: Plan | None = None
         self.status = "planning"  # "on plan" | "flat out: <why>" | "done"
         self.log: list[tuple[dt.datetime, float, float, str]] = []  # (t, done, cap, status)
-        self._last: tuple[dt.datetime, float, float] | None = None  # (t, done, cap)
+        self._last: tuple | None = None  # (t, done, cap, energy J or None)
         self._planned_at: dt.datetime | None = None
         self._forecast_key = None
 
     def scaled_curve(self) -> Curve:
-        """The profile with each cap's step time divided by its measured rate ratio."""
-        mean = sum(self.ratios.values()) / len(self.ratios) if self.ratios else 1.0
-        times = tuple(
-            t / self.ratios.get(c, mean)
-            for c, t in zip(self.curve.limits_w, self.curve.step_time_s, strict=True)
+        """The profile with each cap's step time divided by its measured rate ratio and its
+        power times its measured power ratio (caps not seen yet: the mean ratio)."""
+
+        def scaled(values, ratios, inverse):
+            mean = sum(ratios.values()) / len(ratios) if ratios else 1.0
+            return tuple(
+                v / ratios.get(c, mean) if inverse else v * ratios.get(c, mean)
+                for c, v in zip(self.curve.limits_w, values, strict=True)
+            )
+
+        return dataclasses.replace(
+            self.curve,
+            step_time_s=scaled(self.curve.step_time_s, self.ratios, True),
+            power_w=scaled(self.curve.power_w, self.power_ratios, False),
         )
-        return dataclasses.replace(self.curve, step_time_s=times)
 
-    def _measure(self, now: dt.datetime, done: float) -> None:
-        if self._last is not None:
-            t0, d0, cap = self._last
-            span = (now - t0).total_seconds()
-            if span > 0 and cap > 0 and done > d0:
-                ratio = (done - d0) / span / self.curve.rate(cap)
-                old = self.ratios.get(cap)
-                self.ratios[cap] = ratio if old is None else old + self.smoothing * (ratio - old)
+    def _average(self, ratios: dict, cap: float, ratio: float) -> None:
+        old = ratios.get(cap)
+        ratios[cap] = ratio if old is None else old + self.smoothing * (ratio - old)
 
-    def cap(self, now: dt.datetime, done: float) -> float:
-        """The cap (W; 0 = pause, with allow_pause) to run at from `now`, `done` steps in."""
-        self._measure(now, done)
+    def _measure(self, now: dt.datetime, done: float, energy_j: float | None) -> None:
+        if self._last is None:
+            return
+        t0, d0, cap, e0 = self._last
+        span = (now - t0).total_seconds()
+        if span <= 0 or cap <= 0:
+            return
+        if done > d0:
+            self._average(self.ratios, cap, (done - d0) / span / self.curve.rate(cap))
+        if energy_j is not None and e0 is not None and energy_j > e0:
+            self._average(self.power_ratios, cap, (energy_j - e0) / span / self.curve.at(cap)[1])
+
+    def cap(self, now: dt.datetime, done: float, energy_j: float | None = None) -> float:
+        """The cap (W; 0 = pause, with allow_pause) to run at from `now`, `done` steps in;
+        `energy_j`: the devices' energy counter (any origin), so that power is learned too."""
+        self._measure(now, done, energy_j)
         left = self.work - done
         if left <= self.work * 1e-9:
             self.status, w = "done", self.curve.fastest_w
@@ -91,7 +109,7 @@ class Replanner:
             w = self.plan.cap_at(now) if self.plan is not None else None
             if w is None:
                 w = self.curve.fastest_w
-        self._last = (now, done, w)
+        self._last = (now, done, w, energy_j)
         self.log.append((now, done, w, self.status))
         return w
 

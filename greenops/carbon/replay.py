@@ -81,7 +81,7 @@ def replay(
         if isinstance(policy, (int, float)):
             return float(policy)
         if hasattr(policy, "cap") and callable(policy.cap):  # closed loop: a Replanner
-            return policy.cap(t, done)
+            return policy.cap(t, done, dev.energy_j())
         if isinstance(policy, Plan):
             w = policy.cap_at(t)
             return curve.fastest_w if w is None else w

@@ -69,3 +69,20 @@ def test_bad_input():
         Replanner(c, lambda h: [], dt.datetime(2030, 1, 1), work=10)
     with pytest.raises(ValueError, match="work= .steps. or work_hours="):
         Replanner(c, lambda h: [], dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc))
+
+
+def test_it_learns_the_power_drawn_at_each_cap_too():
+    """A device drawing 10% more than its profile: the power ratios learned from the energy
+    counter say 1.1 at every cap it ran at, and the plan's carbon estimate follows."""
+    nominal = load_profile("v100-resnet50")
+    hot = dataclasses.replace(nominal, power_w=tuple(p * 1.1 for p in nominal.power_w))
+    tr = Trace("gb-2020-01")
+    start = tr.points[0].time
+    curve = Curve.of(nominal)
+    r = Replanner(curve, lambda h: tr.points, start + dt.timedelta(hours=26), work_hours=24)
+    replay(hot, tr, r.work, r, start=start)
+    assert r.power_ratios and all(
+        v == pytest.approx(1.1, rel=1e-6) for v in r.power_ratios.values()
+    )
+    scaled = r.scaled_curve()
+    assert scaled.power_w == pytest.approx(tuple(p * 1.1 for p in curve.power_w))
