@@ -17,14 +17,9 @@ from __future__ import annotations
 import datetime as dt
 import math
 
-from .sources import Point, Source
+from .sources import Point, Source, median_step
 
 DAY = dt.timedelta(days=1)
-
-
-def _step(points: list[Point]) -> dt.timedelta:
-    steps = sorted(b.time - a.time for a, b in zip(points, points[1:], strict=False))
-    return steps[len(steps) // 2] if steps else dt.timedelta(hours=1)
 
 
 def seasonal_forecast(history: list[Point], hours: float, blend_hours: float = 6.0) -> list[Point]:
@@ -32,7 +27,7 @@ def seasonal_forecast(history: list[Point], hours: float, blend_hours: float = 6
     pts = sorted(history, key=lambda p: p.time)
     if not pts:
         return []
-    step = _step(pts)
+    step = median_step(pts)
     slots = max(1, round(DAY / step))
     sums, counts = [0.0] * slots, [0] * slots
 

@@ -22,7 +22,7 @@ import dataclasses
 import datetime as dt
 
 from .curve import Curve
-from .sources import Point
+from .sources import Point, gaps, median_step
 
 J_PER_KWH = 3.6e6
 # A mixed interval whose slower part would last less than this runs wholly at the faster
@@ -143,15 +143,12 @@ def _intervals(
     pts = sorted(forecast, key=lambda p: p.time)
     if not pts:
         raise ValueError("an empty forecast")
-    steps = sorted((b.time - a.time) for a, b in zip(pts, pts[1:], strict=False))
-    step = steps[len(steps) // 2] if steps else dt.timedelta(hours=1)
-    gaps = [
-        (a.time, b.time) for a, b in zip(pts, pts[1:], strict=False) if b.time - a.time > 3 * step
-    ]
-    if gaps:  # holding one value across it would plan against an invented intensity
-        a, b = gaps[0]
+    step = median_step(pts)
+    holes = gaps(pts, 3 * step)
+    if holes:  # holding one value across it would plan against an invented intensity
+        a, b = holes[0]
         raise ValueError(
-            f"the forecast has {len(gaps)} gap(s) longer than 3 of its steps ({step}), the "
+            f"the forecast has {len(holes)} gap(s) longer than 3 of its steps ({step}), the "
             f"first from {a.isoformat()} to {b.isoformat()}: fill it or plan up to it"
         )
     if start < pts[0].time:

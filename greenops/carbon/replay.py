@@ -74,8 +74,6 @@ def replay(
     bounds = {p.time + src._offset for p in src.points}
     bounds |= {a + src.step + src._offset for a, _ in src.gaps}  # where the unknown begins
     bounds = sorted(b for b in bounds if b > t0)
-    if isinstance(policy, Plan):
-        bounds = sorted(set(bounds) | {s.end for s in policy.segments if s.end > t0})
 
     def decide(t: dt.datetime, done: float) -> float:
         if isinstance(policy, (int, float)):
@@ -107,7 +105,8 @@ def replay(
                 i += 1
             w = decide(at, done)
             nxt = bounds[i] if i < len(bounds) else t + dt.timedelta(hours=1)
-            live = getattr(policy, "plan", None)  # a Replanner: its latest plan's boundaries
+            # decisions also at the boundaries of the plan followed (a Replanner's latest)
+            live = policy if isinstance(policy, Plan) else getattr(policy, "plan", None)
             if isinstance(live, Plan):
                 ends = [s.end for s in live.segments if s.end > t + dt.timedelta(microseconds=1)]
                 nxt = min([nxt, *ends])

@@ -245,7 +245,7 @@ def _policy(args, devs, source):
     scale = steps / args.work_steps if args.work_steps else 1.0  # the file's steps -> profile's
     r = Replanner(
         curve,
-        lambda hours: source.forecast(hours),
+        source.forecast,
         start + dt.timedelta(hours=args.deadline),
         work=steps,
     )

@@ -47,6 +47,21 @@ def now_utc() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def median_step(points: list[Point]) -> dt.timedelta:
+    """The median spacing of time-sorted points (1 h for a single point)."""
+    steps = sorted(b.time - a.time for a, b in zip(points, points[1:], strict=False))
+    return steps[len(steps) // 2] if steps else dt.timedelta(hours=1)
+
+
+def gaps(points: list[Point], max_gap: dt.timedelta) -> list[tuple[dt.datetime, dt.datetime]]:
+    """(a, b) for consecutive time-sorted points further apart than max_gap."""
+    return [
+        (a.time, b.time)
+        for a, b in zip(points, points[1:], strict=False)
+        if b.time - a.time > max_gap
+    ]
+
+
 def last_hours(points: list[Point], hours: float) -> list[Point]:
     """The points of the last `hours` hours of a series (relative to its newest point: an
     API's history ends at its latest data, which may lag the clock)."""
@@ -198,17 +213,9 @@ class Trace(Source):
         self.points = points
         self._clock = clock or now_utc
         self._offset = (self._clock() - self.points[0].time) if shift_to_now else dt.timedelta(0)
-        steps = sorted(
-            (b.time - a.time) for a, b in zip(self.points, self.points[1:], strict=False)
-        )
-        self.step = steps[len(steps) // 2] if steps else dt.timedelta(hours=1)
+        self.step = median_step(points)
         self.max_gap = max_gap or 3 * self.step
-        pts = self.points
-        self.gaps = [
-            (a.time, b.time)
-            for a, b in zip(pts, pts[1:], strict=False)
-            if b.time - a.time > self.max_gap
-        ]
+        self.gaps = gaps(points, self.max_gap)
         if self.gaps:
             a, b = max(self.gaps, key=lambda g: g[1] - g[0])
             warnings.warn(

@@ -5,6 +5,7 @@ import copy
 
 import pytest
 import torch
+from tiny_hf import llama
 from torch import nn
 
 import greenops
@@ -49,17 +50,7 @@ def test_huggingface_bert(method):
 
 
 def test_huggingface_llama_folds_into_its_norms():
-    cfg = transformers.LlamaConfig(
-        vocab_size=100,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=32,
-    )
-    torch.manual_seed(0)
-    model = transformers.LlamaForCausalLM(cfg).eval()
+    model = llama()
     for p in model.parameters():  # untrained RMSNorm weights are all ones: make them real
         if p.dim() == 1:
             p.data.uniform_(0.5, 1.5)

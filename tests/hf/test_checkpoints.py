@@ -11,6 +11,7 @@ import os
 import pytest
 import torch
 from checkpoint_formats import awq_tensors, gptq_tensors
+from tiny_hf import llama
 from torch import nn
 
 import greenops
@@ -21,20 +22,6 @@ safetensors_torch = pytest.importorskip("safetensors.torch")
 hf = pytest.importorskip("greenops.hf")
 
 G = 32
-
-
-def _llama():
-    cfg = transformers.LlamaConfig(
-        vocab_size=100,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=32,
-    )
-    torch.manual_seed(0)
-    return transformers.LlamaForCausalLM(cfg).eval()
 
 
 def _layers(model):
@@ -66,7 +53,7 @@ def _write(folder, model, tensors, quantization_config, shards=1):
 
 def _checkpoint(method, fmt="v1", act_order=False, seed=0):
     """(float reference model with the dequantized weights, state tensors of the checkpoint)."""
-    model = _llama()
+    model = llama()
     ref = copy.deepcopy(model)
     tensors = {k: v.clone() for k, v in model.state_dict().items()}
     for i, (name, lin) in enumerate(sorted(_layers(model).items())):
@@ -121,7 +108,7 @@ def test_awq_folder_loads_in_one_call(tmp_path):
 
 
 def test_greenops_gptq_exported_to_a_gptq_folder_loads_back_exactly(tmp_path):
-    model = _llama()
+    model = llama()
     gen = torch.Generator().manual_seed(3)
     batches = [{"input_ids": torch.randint(0, 100, (2, 12), generator=gen)} for _ in range(4)]
     cfg = greenops.Int4Config(group_size=G, method="gptq", act_order=True)

@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+from tiny_hf import llama
 from torch import nn
 
 import greenops
@@ -14,20 +15,6 @@ from greenops.nn import BlockSparseLinear, Int4Linear, Int8Linear
 
 transformers = pytest.importorskip("transformers")
 hf = pytest.importorskip("greenops.hf")
-
-
-def _llama():
-    cfg = transformers.LlamaConfig(
-        vocab_size=100,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=32,
-    )
-    torch.manual_seed(0)
-    return transformers.LlamaForCausalLM(cfg).eval()
 
 
 def _batches(n=4, seed=3):
@@ -68,7 +55,7 @@ def _mixed(model):
 
 
 def test_save_and_load_round_trip_with_the_recipe(tmp_path):
-    model = _mixed(_llama())
+    model = _mixed(llama())
     kinds = {type(m) for m in model.modules()}
     assert {Int8Linear, Int4Linear, BlockSparseLinear} <= kinds
     hf.save_pretrained(model, str(tmp_path))
@@ -97,13 +84,13 @@ def test_save_and_load_round_trip_with_the_recipe(tmp_path):
 
 def test_save_refuses_what_it_cannot_save(tmp_path):
     with pytest.raises(ValueError, match="no greenops modules"):
-        hf.save_pretrained(_llama(), str(tmp_path))
+        hf.save_pretrained(llama(), str(tmp_path))
     with pytest.raises(TypeError, match="no transformers config"):
         hf.save_pretrained(nn.Sequential(nn.Linear(4, 4)), str(tmp_path))
 
 
 def test_transformers_quantizer_converts_a_float_checkpoint_as_it_loads(tmp_path):
-    model = _llama()
+    model = llama()
     model.save_pretrained(tmp_path / "float")
     ref = copy.deepcopy(model)
     greenops.quantize_(ref, greenops.Int4Config(32), lambda m, n: n != "lm_head")

@@ -43,24 +43,16 @@ def test_a_cap_that_cannot_be_set_still_runs_the_command(bare, capsys):
     assert cli.main(["power", "cap", "100", "--", sys.executable, "-c", CODE]) == 5
 
 
+def _run_unreachable_uk(out, code):
+    """greenops run --carbon uk against a port nothing listens on, JSON to `out`."""
+    uk = ["--carbon", "uk", "--base-url", "http://127.0.0.1:9", "--json", str(out)]
+    return cli.main(["run", *uk, "--", sys.executable, "-c", code])
+
+
 def test_unreachable_carbon_source_is_unknown_not_zero(bare, tmp_path, capsys):
     out = tmp_path / "r.json"
     t0 = time.monotonic()
-    rc = cli.main(
-        [
-            "run",
-            "--carbon",
-            "uk",
-            "--base-url",
-            "http://127.0.0.1:9",
-            "--json",
-            str(out),
-            "--",
-            sys.executable,
-            "-c",
-            CODE,
-        ]
-    )
+    rc = _run_unreachable_uk(out, CODE)
     elapsed = time.monotonic() - t0
     assert rc == 5
     r = json.loads(out.read_text())
@@ -196,21 +188,7 @@ def test_carbon_aware_with_an_unreachable_source(sim, tmp_path, capsys):
     unknown emissions — within the bounded waits."""
     out = tmp_path / "r.json"
     t0 = time.monotonic()
-    rc = cli.main(
-        [
-            "run",
-            "--carbon",
-            "uk",
-            "--base-url",
-            "http://127.0.0.1:9",
-            "--json",
-            str(out),
-            "--",
-            sys.executable,
-            "-c",
-            "raise SystemExit(4)",
-        ]
-    )
+    rc = _run_unreachable_uk(out, "raise SystemExit(4)")
     assert rc == 4 and time.monotonic() - t0 < 3 * 2.0 + 3
     r = json.loads(out.read_text())
     assert r["gco2_eq"] is None and r["decisions"][0]["intensity_g_per_kwh"] is None
