@@ -41,15 +41,13 @@ def sqnr_db(signal: torch.Tensor, approx: torch.Tensor) -> float:
     return (20 * torch.log10(s.norm() / noise.clamp_min(1e-30))).item()
 
 
-def cpu_isas(amx: bool = False) -> list[str]:
-    """The CPU ISA paths this machine can run, for tests that run each; "avx512_amx" only for
-    the ops with AMX kernels (amx=True: block-sparse), the others run the same code there as on
-    "avx512_vnni"."""
+def cpu_isas() -> list[str]:
+    """The CPU ISA paths this machine can run, for tests that run each."""
     order = ["scalar", "avx2", "avx512_vnni", "avx512_amx"]
     if not greenops._ext.available():
         return []
     best = greenops._ext.load().cpu_isa_detected()
-    return [i for i in order[: order.index(best) + 1] if amx or i != "avx512_amx"]
+    return order[: order.index(best) + 1]
 
 
 def run_candidate(fn, *args):

@@ -6,7 +6,9 @@ import os
 import subprocess
 import sys
 
-from greenops import bench, cli
+import pytest
+
+from greenops import _ext, bench, cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -39,8 +41,15 @@ def test_bench_quick_writes_table_json_markdown_and_plot(tmp_path, capsys):
     env = r["environment"]
     assert {"date", "git_sha", "device", "machine", "versions"} <= set(env)
     assert env["device"] == "cpu" and env["versions"]["torch"]
-    assert {"copy_gbps", "int8_gops", "bf16_gops", "fp32_gops"} <= set(r["ceilings"])
-    assert all(v > 0 for k, v in r["ceilings"].items() if k.endswith(("gbps", "gops")))
+    ceil = r["ceilings"]
+    assert {"copy_gbps", "read_gbps", "int8_gops", "bf16_gops", "fp32_gops"} <= set(ceil)
+    # hardware peaks: None only for a dtype class this CPU has no instruction for
+    assert all(
+        v > 0 or (v is None and k.startswith("hw_"))
+        for k, v in ceil.items()
+        if k.endswith(("gbps", "gops"))
+    )
+    assert ceil["hw_fp32_gops"] > 0 and ceil["hw_fp32_path"] == "fma"
     for fam in ("int8", "int4", "bsr"):
         shapes = {str(s) for s in bench.shapes_for(fam, "tiny")}
         assert {row["shape"] for row in r["rows"] if row["family"] == fam} == shapes
@@ -67,7 +76,8 @@ def test_bench_quick_writes_table_json_markdown_and_plot(tmp_path, capsys):
     } <= ours
 
     noise = r["noise"]  # measured, whatever the outcome: drift of every ceiling, noisy shapes
-    assert set(noise["ceiling_drift"]) == {"copy_gbps", "int8_gops", "bf16_gops", "fp32_gops"}
+    measured = {k for k, v in ceil.items() if k.endswith(("gbps", "gops")) and v}
+    assert set(noise["ceiling_drift"]) == measured
     assert isinstance(noise["disturbed"], bool) and noise["noisy_sets"] >= 0
     assert all(row["spread"] >= 0 and isinstance(row["noisy"], bool) for row in r["rows"])
 
@@ -75,6 +85,22 @@ def test_bench_quick_writes_table_json_markdown_and_plot(tmp_path, capsys):
         assert f.read().strip() == table.strip()
     with open(paths["png"], "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.skipif(not _ext.available(), reason="needs the C++ extension")
+def test_hardware_peaks_name_the_instruction_of_each_class():
+    from greenops.bench.core import hardware_peaks
+
+    peaks = hardware_peaks(0.01)
+    isa = _ext.load().cpu_isa_detected()
+    assert peaks["hw_fp32_path"] == "fma" and peaks["hw_fp32_gops"] > 0
+    want_int8 = {"avx512_amx": "amx_int8", "avx512_vnni": "vnni"}.get(isa)
+    assert peaks["hw_int8_path"] == want_int8
+    assert (peaks["hw_int8_gops"] is None) == (want_int8 is None)
+    if isa == "avx512_amx":
+        assert peaks["hw_bf16_path"] == "amx_bf16"
+    with pytest.raises(ValueError, match="unknown peak"):
+        _ext.load().cpu_peak_gops("fp64", 0.01)
 
 
 def test_the_int8_gpu_target_shape_is_timed_on_gpus_only():
@@ -151,8 +177,8 @@ def test_markdown_prints_no_ratio_of_a_noisy_shape_and_names_a_disturbed_run():
         "machine": {"gpu": None, "processor": "p", "cpu_threads": 2, "cpu_isa": "avx2"},
         "versions": {"torch": "t", "triton": "t"},
     }
-    ceil = {k: 1.0 for k in ("copy_gbps", "int8_gops", "bf16_gops", "fp32_gops")}
-    ceil.update(matmul_size=8, copy_bytes=1 << 20)
+    ceil = {k: 1.0 for k in ("copy_gbps", "read_gbps", "int8_gops", "bf16_gops", "fp32_gops")}
+    ceil.update(matmul_size=8, copy_bytes=1 << 20, read_bytes=1 << 20)
     row = {
         "family": "int8",
         "shape": "M1-N8-K8",

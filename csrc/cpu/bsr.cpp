@@ -19,6 +19,7 @@
 #include "bsr_checks.h"
 #include "bsr_kernels.h"
 #include "cpu_features.h"
+#include "amx_ops.h"
 #include "op_utils.h"
 
 namespace greenops {
@@ -61,33 +62,6 @@ void parallel_balanced(const int64_t* ptr, int64_t n, int64_t work_per_nnz, cons
   at::parallel_for(0, parts, grain, [&](int64_t b, int64_t e) {
     for (int64_t p = b; p < e; ++p) f(bounds[p], bounds[p + 1]);
   });
-}
-
-// Scratch for the per-call packed copy of x / dy (floats, or bytes for the packed-int8 and AMX
-// layouts: one call uses one packed copy): kept per thread and reused while large enough, so
-// that each call does not fault in fresh pages (an mmap'ed 4 MB buffer per call).
-// 2 MiB-aligned and, on Linux, backed by huge pages where the kernel allows (THP "madvise"
-// here): the kernels jump between blocks' strips all over it, and with 4 KiB pages the TLB
-// misses cost 5-6% (M = 256, 4096^2, 32x32 blocks, 50% and 90% sparsity, single-threaded A/B).
-float* scratch(int64_t n) {
-  struct Buffer {
-    float* p = nullptr;
-    int64_t n = 0;
-    ~Buffer() { std::free(p); }
-  };
-  thread_local Buffer buf;
-  if (buf.n < n) {
-    constexpr size_t kHuge = size_t(1) << 21;
-    const size_t bytes = (size_t(n) * sizeof(float) + kHuge - 1) / kHuge * kHuge;
-    std::free(buf.p);
-    buf.p = static_cast<float*>(std::aligned_alloc(kHuge, bytes));
-    TORCH_CHECK(buf.p, "greenops.bsr: out of memory for a ", bytes, "-byte scratch buffer");
-    buf.n = int64_t(bytes / sizeof(float));
-#if defined(__linux__)
-    madvise(buf.p, bytes, MADV_HUGEPAGE);  // advice only: ignored where THP is off
-#endif
-  }
-  return buf.p;
 }
 
 kb::Transpose16Fn transpose16() { return avx512() ? kb::transpose16_avx512 : kb::transpose16_scalar; }
@@ -228,35 +202,6 @@ const uint8_t* pack_w8a8(const at::Tensor& xq, int64_t mp) {
 at::Tensor bsr_mm_w8a8(const at::Tensor& x, const at::Tensor& xs, const at::Tensor& values, const at::Tensor& crow,
                        const at::Tensor& col, const std::optional<at::Tensor>& bias, const at::Tensor& scales, int64_t R);
 
-// bf16 or int8 x [M, K] -> the AMX tiles' B layout (PackedArgs), mp (a multiple of 32) rows, those
-// past M zero. A group of 16 rows is a transpose of 4-byte words (lane r of row i -> word i of
-// packed row r): 16 x 16 words at a time in registers, the bits moved as they are.
-const uint8_t* pack_amx(const at::Tensor& x, int64_t mp) {
-  const int64_t M = x.size(0), row_bytes = x.size(1) * x.element_size(), lanes = row_bytes / 4;
-  const uint8_t* src = static_cast<const uint8_t*>(x.data_ptr());
-  uint8_t* dst = reinterpret_cast<uint8_t*>(scratch(mp * lanes));
-  const kb::Transpose16Fn tr = transpose16();
-  at::parallel_for(0, mp / 16, 1, [&](int64_t g0, int64_t g1) {
-    for (int64_t g = g0; g < g1; ++g) {
-      uint8_t* d = dst + g * lanes * 64;
-      int64_t r0 = 0;
-      if (g * 16 + 16 <= M)
-        for (; r0 + 16 <= lanes; r0 += 16)
-          tr(reinterpret_cast<const float*>(src + g * 16 * row_bytes) + r0, lanes,
-             reinterpret_cast<float*>(d + r0 * 64), 16);
-      for (int64_t i = 0; i < 16; ++i) {  // lanes left, and the rows of a group past M
-        const int64_t m = g * 16 + i;
-        for (int64_t r = r0; r < lanes; ++r) {
-          uint32_t v = 0;
-          if (m < M) std::memcpy(&v, src + m * row_bytes + r * 4, 4);
-          std::memcpy(d + r * 64 + i * 4, &v, 4);
-        }
-      }
-    }
-  });
-  return dst;
-}
-
 // out [M, N] by a kernel that takes x packed in bytes (PackedArgs): on AMX tiles (bf16 x and
 // values, or int8 both) or, int8 only, by AVX-512 VNNI. xs [M]: int8 x's row scales. out fp32, or
 // bf16 (bf16 x on AMX: rounded from the fp32 sums by the kernel, as .to(bfloat16) would).
@@ -277,7 +222,7 @@ at::Tensor bsr_mm_packed(const at::Tensor& x2, const at::Tensor& xs, const at::T
   const at::Tensor v = values.contiguous(), cr = crow.contiguous(), cc = col.contiguous();
   const at::Tensor sc = int8 ? scales.contiguous() : at::Tensor();
   const at::Tensor b = bias.has_value() ? bias->to(at::kFloat).contiguous() : at::Tensor();
-  const kb::PackedArgs args{on_amx ? pack_amx(x2, mp) : pack_w8a8(x2, mp), static_cast<const uint8_t*>(v.data_ptr()),
+  const kb::PackedArgs args{on_amx ? pack_amx(x2, mp, transpose16()) : pack_w8a8(x2, mp), static_cast<const uint8_t*>(v.data_ptr()),
                             int8 ? sc.data_ptr<float>() : nullptr, int8 ? xsp.data_ptr<float>() : nullptr,
                             cr.data_ptr<int64_t>(), cc.data_ptr<int64_t>(), b.defined() ? b.data_ptr<float>() : nullptr,
                             bf16_out ? nullptr : out.data_ptr<float>(),

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include "amx_ops.h"
 #include "cpu_features.h"
 #include "int8_checks.h"
 #include "int8_kernels.h"
@@ -17,11 +18,12 @@ namespace {
 
 namespace k8 = cpu::int8;
 
-// Above this many rows the int8 GEMM goes to oneDNN (at::_int_mm, AMX tiles here) and only the
-// epilogue is ours; at or below it our VNNI dot kernel, which streams the weight once, wins.
-// Measured on a 2-core Xeon with AMX (4096x4096 weight): M=1..3 0.37-0.43 ms vs 0.76-0.83 ms
-// for _int_mm + scaling, M=4 0.76 vs 0.86, M=5 0.94 vs 0.87 (docs/kernels.md).
-constexpr int64_t kDotMaxRows = 4;
+// Above this many rows the int8 GEMM goes to tiles: our AMX GEMM (amx_gemm.h) where K fits it,
+// else oneDNN (at::_int_mm) with our epilogue; at or below it our VNNI dot kernel, which streams
+// the weight once, wins. Measured on a 2-core Xeon with AMX (4096x4096 weight, ms, dot / our AMX
+// GEMM): M = 3 0.41 / 0.44, 4 0.57 / 0.43, 5 0.80 / 0.42; _int_mm + scaling took 0.76-0.87 at
+// M = 1..5 and 83 at M = 2048 (ours 21; docs/kernels.md).
+constexpr int64_t kDotMaxRows = 3;
 // at::_int_mm (torch 2.13 CPU) returns garbage for K = 1 (a [M, 1] operand's strides are
 // ambiguous to oneDNN); tiny K is cheap on our kernel anyway.
 constexpr int64_t kIntMmMinK = 16;
@@ -59,6 +61,11 @@ Kernels kernels() {
               k8::dequantize_rows_scalar};
   }
 }
+
+// Rows of bf16 x above which int8_weight_mm runs on AMX tiles (amx_gemm.h; fp32 x too where
+// the user allows bf16 for fp32 matmuls). Measured (2-core Xeon with AMX, 4096 x 4096, bf16 x,
+// ms, AMX / FMA kernel): M = 2 0.86 / 1.04, 4 0.85 / 1.27, 16 0.86 / 3.08.
+constexpr int64_t kAmxWeightMinRows = 1;
 
 std::tuple<at::Tensor, at::Tensor> quantize_int8_cpu(const at::Tensor& x, int64_t dim) {
   check_float_input("quantize_int8", "x", x);
@@ -112,6 +119,14 @@ at::Tensor int8_mm_cpu(const at::Tensor& a_q, const at::Tensor& a_scale, const a
   at::Tensor out = at::empty({M, N}, a_q.options().dtype(dtype));
   if (M == 0 || N == 0) return out.view(out_shape(a_q, N));
   const at::Tensor w = w_q.contiguous();
+  const at::Tensor as = a_scale.reshape({M}).contiguous();
+  const at::Tensor ws = w_scale.contiguous();
+  const at::Tensor b = bias.has_value() ? bias->to(at::kFloat).contiguous() : at::Tensor();
+  if (M > kDotMaxRows && amx_gemm_fits(K, 1)) {  // int8 tiles, the weight read in place
+    return amx_matmul(a, N, w.data_ptr<int8_t>(), nullptr, nullptr, as.data_ptr<float>(), ws.data_ptr<float>(),
+                      b.defined() ? b.data_ptr<float>() : nullptr, dtype)
+        .view(out_shape(a_q, N));
+  }
   at::Tensor acc;
   if (M <= kDotMaxRows || K < kIntMmMinK) {
     acc = at::empty({M, N}, a.options().dtype(at::kInt));
@@ -121,9 +136,6 @@ at::Tensor int8_mm_cpu(const at::Tensor& a_q, const at::Tensor& a_scale, const a
   } else {
     acc = at::_int_mm(a, w.t());
   }
-  const at::Tensor as = a_scale.reshape({M}).contiguous();
-  const at::Tensor ws = w_scale.contiguous();
-  const at::Tensor b = bias.has_value() ? bias->to(at::kFloat).contiguous() : at::Tensor();
   switch (dtype) {
     case at::kFloat: epilogue<float>(acc, as, ws, b, out); break;
     case at::kHalf: epilogue<at::Half>(acc, as, ws, b, out); break;
@@ -142,6 +154,16 @@ at::Tensor int8_weight_mm_cpu(const at::Tensor& x, const at::Tensor& w_q, const 
   if (K == 0) return empty_k_result(x, N, bias);
   const at::Tensor w = w_q.contiguous();
   const at::Tensor ws = w_scale.contiguous();
+#if defined(__x86_64__)
+  if (const at::Tensor xb = amx_activation(x2, kAmxWeightMinRows); xb.defined()) {
+    // AMX tiles against bf16(q), exact; the scales applied to the fp32 sums.
+    const cpu::amx::Int8Panel ctx{w.data_ptr<int8_t>(), K};
+    const at::Tensor b = bias.has_value() ? bias->to(at::kFloat).contiguous() : at::Tensor();
+    return amx_matmul(xb, N, nullptr, cpu::amx::fill_int8_bf16, &ctx, nullptr, ws.data_ptr<float>(),
+                      b.defined() ? b.data_ptr<float>() : nullptr, x.scalar_type())
+        .view(out_shape(x, N));
+  }
+#endif
   if (M <= k8::kWeightDotMaxRows) {
     // Activations to fp32 once (M is small); the weight is streamed once, dequantized in
     // registers, never written back.

@@ -16,4 +16,9 @@ void reset_isa();                   // back to detected
 const char* isa_name(Isa isa);
 Isa isa_from_name(const std::string& name);  // "auto" means detected
 
+// GOP/s of one instruction's register-resident loop on all threads (cpu/peaks.cpp): "fma",
+// "vnni" (vpdpbusd), "bf16dot" (vdpbf16ps), "amx_bf16", "amx_int8"; negative where the CPU
+// lacks it. The benchmarks' hardware ceilings.
+double peak_gops(const std::string& kind, double seconds);
+
 }  // namespace greenops::cpu

@@ -120,35 +120,91 @@ def time_steady(cases: list[Case], device: str, budget_s: float, retries: int = 
 
 def drift(start: dict, end: dict) -> dict[str, float]:
     """Relative change of each measured ceiling between the start and the end of a run."""
-    keys = ("copy_gbps", "int8_gops", "bf16_gops", "fp32_gops")
+    keys = ("copy_gbps", "read_gbps", "int8_gops", "bf16_gops", "fp32_gops")
+    keys += tuple(f"hw_{k}_gops" for k in ("int8", "bf16", "fp32"))
     return {k: end[k] / start[k] - 1 for k in keys if start.get(k) and end.get(k)}
+
+
+# The instruction whose register-resident loop is the CPU's ceiling per dtype class, best first
+# (csrc/cpu/peaks.cpp); a class none of them serves has no hardware ceiling (None).
+_HW_PEAKS = {"int8": ("amx_int8", "vnni"), "bf16": ("amx_bf16", "bf16dot"), "fp32": ("fma",)}
+
+
+def _llc_bytes() -> int:
+    """The last-level cache's size from sysfs (0 where unknown)."""
+    best = 0
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    for entry in os.listdir(base) if os.path.isdir(base) else []:
+        try:
+            with open(f"{base}/{entry}/size") as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+        digits = text.rstrip("KMG")
+        best = max(best, int(digits) * scale if digits.isdigit() else 0)
+    return best
+
+
+def hardware_peaks(seconds: float = 0.5) -> dict:
+    """{"hw_<class>_gops": GOP/s, "hw_<class>_path": instruction} of the CPU's best instruction
+    per dtype class on all threads, None where it has none (or the extension is not built)."""
+    from .. import _ext
+
+    out: dict = {}
+    for cls, kinds in _HW_PEAKS.items():
+        out[f"hw_{cls}_gops"] = out[f"hw_{cls}_path"] = None
+        if not _ext.available():
+            continue
+        for kind in kinds:
+            g = _ext.load().cpu_peak_gops(kind, seconds)
+            if g > 0:
+                out[f"hw_{cls}_gops"], out[f"hw_{cls}_path"] = g, kind
+                break
+    return out
 
 
 def ceilings(device: str, quick: bool = False) -> dict[str, float]:
     """The machine's measured ceilings, in the same run: copy bandwidth (read + write bytes of
-    a DRAM-sized copy) and the best library matmul per dtype class."""
+    a DRAM-sized copy), read bandwidth beyond the last-level cache (a sum over a buffer at
+    least twice its size), the best library matmul per dtype class, and on CPU the hardware's
+    arithmetic peak per dtype class (hardware_peaks)."""
     n = 1024 if quick else (8192 if device == "cuda" else 2048)
     copy_elems = 2**22 if quick else (2**28 if device == "cuda" else 2**27)  # fp32 elements
+    read_bytes = 2**25 if quick else min(2**31, max(2**28, 2 * _llc_bytes()))
     src = torch.empty(copy_elems, device=device)
+    big = torch.ones(read_bytes // 4, device=device)
     a8 = torch.randint(-127, 128, (n, n), dtype=torch.int8, device=device)
     af = torch.randn(n, n, device=device)
     ab = af.bfloat16()
     mk = [
         Case("ceiling", "copy", lambda: src.clone(), 0, 2 * src.numel() * 4, "", True),
+        Case("ceiling", "read", lambda: big.sum(), 0, read_bytes, "", True),
         Case("ceiling", "int8", lambda: torch._int_mm(a8, a8), 2 * n**3, 0, "", True),
         Case("ceiling", "bf16", lambda: ab @ ab, 2 * n**3, 0, "", True),
         Case("ceiling", "fp32", lambda: af @ af, 2 * n**3, 0, "", True),
     ]
     t = time_cases(mk, device, budget_s=2 if quick else 10)
     g = {c.name: c for c in mk}
-    return {
+    out = {
         "copy_gbps": g["copy"].bytes / t["copy"] / 1e9,
+        "read_gbps": read_bytes / t["read"] / 1e9,
         "int8_gops": g["int8"].ops / t["int8"] / 1e9,
         "bf16_gops": g["bf16"].ops / t["bf16"] / 1e9,
         "fp32_gops": g["fp32"].ops / t["fp32"] / 1e9,
         "matmul_size": n,
         "copy_bytes": g["copy"].bytes,
+        "read_bytes": read_bytes,
     }
+    if device == "cpu":
+        out.update(hardware_peaks(0.1 if quick else 0.5))
+    return out
+
+
+def peak_of(ceil: dict, peak: str) -> float:
+    """The ceiling a case of dtype class `peak` is a fraction of: the hardware's where measured,
+    else the best library matmul's (GPUs; a CPU class without an instruction of its own)."""
+    return ceil.get(f"hw_{peak}_gops") or ceil[f"{peak}_gops"]
 
 
 def energy_per_call_j(
@@ -284,8 +340,8 @@ def measure(
                 "ms": sec * 1e3,
                 "gops": gops,
                 "gbps": gbps,
-                "frac_peak": gops / ceil[f"{c.peak}_gops"] if c.peak else None,
-                "frac_bw": gbps / ceil["copy_gbps"],
+                "frac_peak": gops / peak_of(ceil, c.peak) if c.peak else None,
+                "frac_bw": gbps / ceil.get("read_gbps", ceil["copy_gbps"]),
                 "speedup": {b.name.split(":")[1]: t[b.name] / sec for b in cases if b.baseline},
                 "versus": c.versus,
                 "spread": spreads[c.name],
@@ -317,11 +373,21 @@ def markdown(results: dict) -> str:
         f"{m['cpu_threads']} CPU threads, CPU path {m['cpu_isa']}), torch "
         f"{env['versions']['torch']}, triton {env['versions']['triton']}, {env['date']}, "
         f"git {env['git_sha']}",
-        f"ceilings (same run): copy {ceil['copy_gbps']:.1f} GB/s ({ceil['copy_bytes'] >> 20} MiB "
-        f"read+written, the % BW reference); matmul "
-        f"{ceil['matmul_size']}^3: int8 {ceil['int8_gops']:.0f} GOP/s, bf16 "
-        f"{ceil['bf16_gops']:.0f} GFLOP/s, fp32 {ceil['fp32_gops']:.0f} GFLOP/s",
+        f"ceilings (same run): read {ceil['read_gbps']:.1f} GB/s ({ceil['read_bytes'] >> 20} MiB, "
+        f"the % BW reference), copy {ceil['copy_gbps']:.1f} GB/s ({ceil['copy_bytes'] >> 20} MiB "
+        f"read+written); library matmul {ceil['matmul_size']}^3: int8 {ceil['int8_gops']:.0f} "
+        f"GOP/s, bf16 {ceil['bf16_gops']:.0f} GFLOP/s, fp32 {ceil['fp32_gops']:.0f} GFLOP/s",
     ]
+    hw = [
+        f"{cls} {ceil[f'hw_{cls}_gops']:.0f} ({ceil[f'hw_{cls}_path']})"
+        for cls in _HW_PEAKS
+        if ceil.get(f"hw_{cls}_gops")
+    ]
+    if hw:
+        out.append(
+            "hardware peaks (register-resident loops, all threads; the % peak reference, a "
+            "class without one is % of its library matmul): " + ", ".join(hw) + " GOP/s"
+        )
     noise = results.get("noise") or {}
     if noise.get("disturbed"):
         moved = ", ".join(f"{k} {v:+.0%}" for k, v in noise["ceiling_drift"].items())

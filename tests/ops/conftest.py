@@ -1,8 +1,7 @@
 """The `impl` fixture of the int8 and int4 op tests: the C++ CPU kernels on each ISA path this
 CPU supports, and the Triton kernels (under the interpreter on CPU; on a GPU machine they run on
 CUDA tensors and carry the `cuda` marker, so that `pytest -m cuda` (bench/gpu_check.sh) runs
-them). `bsr_impl`: the same for the block-sparse tests, with the AMX path and the torch-op
-impl."""
+them). `bsr_impl`: the same for the block-sparse tests, with the torch-op impl."""
 
 import pytest
 from numerics import HAS_CUDA, cpu_isas
@@ -26,7 +25,7 @@ def impl(request):
 
 
 @pytest.fixture(
-    params=[f"cpp-{i}" for i in cpu_isas(amx=True)]
+    params=[f"cpp-{i}" for i in cpu_isas()]
     + ["torch", pytest.param("triton", marks=[pytest.mark.cuda] if HAS_CUDA else [])]
 )
 def bsr_impl(request):

@@ -107,7 +107,7 @@ def test_low_precision_blocks_are_widened_exactly(impl, dtype, M):
     assert torch.equal(out[:, finite], expect[:, finite])
 
 
-@pytest.mark.parametrize("isa", cpu_isas(amx=True))
+@pytest.mark.parametrize("isa", cpu_isas())
 @pytest.mark.parametrize("M", [9, 100, 1030])
 @pytest.mark.parametrize("block,K", [((32, 32), 128), ((16, 64), 128), ((16, 16), 48)], ids=str)
 def test_bf16_results_are_rounded_as_torch_rounds(isa, M, block, K):
@@ -138,7 +138,7 @@ def test_bf16_results_are_rounded_as_torch_rounds(isa, M, block, K):
     assert (sums[keep].abs() > 256).any()  # sums past bf16's 8 bits: rounding happens
 
 
-@pytest.mark.parametrize("isa", cpu_isas(amx=True))
+@pytest.mark.parametrize("isa", cpu_isas())
 @pytest.mark.parametrize("M", [9, 100])
 @pytest.mark.parametrize("block", [(32, 32), (16, 64), (64, 16), (16, 16)], ids=str)
 def test_bf16_grad_x_is_rounded_as_torch_rounds(isa, M, block):
@@ -216,7 +216,7 @@ def test_gradients_against_dense(block):
     assert torch.allclose(bias.grad, g2.sum(0).float(), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("isa", cpu_isas(amx=True))
+@pytest.mark.parametrize("isa", cpu_isas())
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("M", [1, 7, 130])
 @pytest.mark.parametrize("block", BLOCKS, ids=str)
@@ -243,7 +243,7 @@ def test_sddmm_matches_the_dense_product_at_the_blocks(isa, dtype, M, block):
     )
 
 
-@pytest.mark.parametrize("isa", cpu_isas(amx=True))
+@pytest.mark.parametrize("isa", cpu_isas())
 @pytest.mark.parametrize("M", [1, 9, 99, 130])
 @pytest.mark.parametrize("block", [(32, 32), (16, 64), (64, 16), (16, 16), (128, 32)], ids=str)
 def test_bf16_sddmm_is_rounded_as_torch_rounds(isa, M, block):

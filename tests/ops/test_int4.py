@@ -3,7 +3,7 @@ independent of greenops' own packing code, on every backend this machine can run
 
 import pytest
 import torch
-from numerics import HAS_CUDA, assert_close_to_ref, run_candidate, sqnr_db
+from numerics import HAS_CUDA, assert_close_to_ref, rel_err, run_candidate, sqnr_db
 
 import greenops
 
@@ -436,3 +436,38 @@ def test_tuner_times_once_per_key_picks_the_fastest_and_skips_what_does_not_fit(
     assert calls == [0, 1, 2, 3]
     with pytest.raises(RuntimeError, match="no candidate config fits"):
         _backend.tuned(("test", object()), cands[:1], time_ms)
+
+
+@pytest.mark.parametrize("op", ["int4", "int8"])
+def test_fp32_x_as_bf16_only_where_the_user_allows_it(op):
+    """torch's opt-in for bf16 in fp32 matmuls (mkldnn fp32_precision "bf16") lets the weight-only
+    ops round fp32 x to bf16 on AMX tiles: the result then matches bf16 x, still in fp32; without
+    it fp32 x stays exact. Elsewhere (no AMX) the opt-in changes nothing."""
+    g = torch.Generator().manual_seed(3)
+    x, w = torch.randn(24, 256, generator=g), torch.randn(40, 256, generator=g)
+    if op == "int4":
+        packed, s, z = greenops.quantize_int4(w, 128)
+        run = lambda a: greenops.int4_weight_mm(a, packed, s, z, 128)  # noqa: E731
+        w_deq = greenops.dequantize_int4(packed, s, z, 128)
+        w_tiles = w_deq.bfloat16().double()  # the AMX panels round the dequantized weight
+    else:
+        q, s = greenops.quantize_int8(w)
+        run = lambda a: greenops.int8_weight_mm(a, q, s)  # noqa: E731
+        w_deq = q.float() * s[:, None]
+        w_tiles = w_deq.double()  # bf16(q) is exact; the scales come after the sums
+    exact = x.double() @ w_deq.double().T
+    old = torch.backends.mkldnn.matmul.fp32_precision
+    try:
+        torch.backends.mkldnn.matmul.fp32_precision = "bf16"
+        relaxed = run(x)
+    finally:
+        torch.backends.mkldnn.matmul.fp32_precision = old
+    plain = run(x)
+    assert relaxed.dtype == plain.dtype == torch.float32
+    assert rel_err(plain, exact) < 1e-5
+    amx = greenops._ext.load().cpu_isa() == "avx512_amx"
+    if amx:
+        assert rel_err(relaxed, x.bfloat16().double() @ w_tiles.T) < 1e-5
+        assert 1e-4 < rel_err(relaxed, exact) < 1e-2  # x was rounded
+    else:
+        assert torch.equal(relaxed, plain)

@@ -62,6 +62,8 @@ SHAPES = [
     (32, 130, 17),
     (33, 65, 129),
     (257, 130, 511),
+    (20, 70, 192),  # AMX tiles (K a multiple of 64): a short last panel and group of rows
+    (48, 96, 64),
     (40, 0, 6),  # K = 0: an all-bias (or zero) output on every path
 ]
 

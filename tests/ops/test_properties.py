@@ -27,7 +27,7 @@ from greenops.sparse import BlockSparseWeight
 EXAMPLES = int(os.environ.get("GREENOPS_FUZZ_EXAMPLES", "0")) or None
 DEVICE = "cuda" if HAS_CUDA else "cpu"
 FLOATS = [torch.float32, torch.float16, torch.bfloat16]
-ISAS = cpu_isas(amx=True)
+ISAS = cpu_isas()
 
 
 def fuzz(n_cpp: int):
