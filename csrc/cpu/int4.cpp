@@ -33,7 +33,7 @@ struct Kernels {
 Kernels kernels() {
   switch (cpu::active_isa()) {
 #if defined(__x86_64__)
-    case cpu::Isa::Avx512Amx:  // no AMX kernel of its own
+    case cpu::Isa::Avx512Amx:  // AMX tiles take M > kAmxMinRows (amx_gemm.h); these the rest
     case cpu::Isa::Avx512Vnni: return {k4::gemv_avx512, k4::dequantize_rows_avx512};
     case cpu::Isa::Avx2: return {k4::gemv_avx2, k4::dequantize_rows_avx2};
 #endif

@@ -49,7 +49,7 @@ struct Kernels {
 Kernels kernels() {
   switch (cpu::active_isa()) {
 #if defined(__x86_64__)
-    case cpu::Isa::Avx512Amx:  // no AMX kernel of its own (large M: at::_int_mm's)
+    case cpu::Isa::Avx512Amx:  // AMX tiles take the larger M (amx_gemm.h); these the rest
     case cpu::Isa::Avx512Vnni:
       return {k8::quantize_rows_avx512, k8::dot_avx512, k8::weight_dot_avx512,
               k8::dequantize_rows_avx512};
