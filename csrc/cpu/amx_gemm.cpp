@@ -16,16 +16,10 @@
 #include <cstring>
 
 #include "amx_gemm.h"
+#include "amx_tiles.h"
 
 namespace greenops::cpu::amx {
 namespace {
-
-struct alignas(64) TileConfig {
-  uint8_t palette = 1, start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
 
 // C tiles 0, 1 (channels 0-15; rows of x 0-15, 16-31) and 2, 3 (channels 16-31) over all of K.
 // A tiles 4, 5: the panel's two 16-row halves; B tiles 6, 7: two groups of 16 rows of x.

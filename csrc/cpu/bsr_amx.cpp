@@ -14,16 +14,10 @@
 #include <vector>
 
 #include "bsr_kernels.h"
+#include "amx_tiles.h"
 
 namespace greenops::cpu::bsr {
 namespace {
-
-struct alignas(64) TileConfig {
-  uint8_t palette = 1, start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
 
 // Tiles 0-3: C (16 x 16 fp32 / int32); 4, 5: A (16 block rows x kc k's); 6, 7: B (kc k's of 16
 // rows of x, 4 bytes a lane).

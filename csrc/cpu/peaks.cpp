@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cpu_features.h"
+#include "amx_tiles.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -64,13 +65,6 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) double bf16dot_avx512(int
 #undef GREENOPS_STEP
 }
 #undef GREENOPS_PEAK_LOOP
-
-struct alignas(64) TileConfig {
-  uint8_t palette = 1, start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
 
 // 2 x 2 tiles, as the GEMM (amx_gemm.cpp) runs them.
 template <bool kInt8>
