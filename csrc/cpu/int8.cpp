@@ -18,12 +18,16 @@ namespace {
 
 namespace k8 = cpu::int8;
 
-// Above this many rows the int8 GEMM goes to tiles: our AMX GEMM (amx_gemm.h) where K fits it,
-// else oneDNN (at::_int_mm) with our epilogue; at or below it our VNNI dot kernel, which streams
-// the weight once, wins. Measured on a 2-core Xeon with AMX (4096x4096 weight, ms, dot / our AMX
-// GEMM): M = 3 0.41 / 0.44, 4 0.57 / 0.43, 5 0.80 / 0.42; _int_mm + scaling took 0.76-0.87 at
-// M = 1..5 and 83 at M = 2048 (ours 21; docs/kernels.md).
-constexpr int64_t kDotMaxRows = 3;
+// Rows up to which our VNNI dot kernel, which streams the weight once, beats the tiles; above,
+// the int8 GEMM goes to our AMX GEMM (amx_gemm.h) where the CPU has AMX and K fits it, else to
+// oneDNN (at::_int_mm) with our epilogue. Measured, 4096x4096 weight, ms:
+// - 2-core Xeon with AMX (dot / our AMX GEMM): M = 3 0.41 / 0.44, 4 0.57 / 0.43, 5 0.80 / 0.42;
+//   _int_mm + scaling took 0.76-0.87 at M = 1..5 and 83 at M = 2048 (ours 21; docs/kernels.md).
+// - 2-core AMD EPYC Zen 4, AVX-512 VNNI, no AMX (dot / _int_mm + scaling, bf16 out): M = 4
+//   0.97 / 3.40, 16 2.28 / 3.51, 24 3.27 / 3.76, 32 4.26 / 4.17, 64 9.8 / 5.7.
+// AVX2 keeps the AMX machine's bound (not measured on an AVX2-only CPU since the dot kernel's
+// reach was raised).
+int64_t dot_max_rows() { return cpu::active_isa() == cpu::Isa::Avx512Vnni ? 24 : 3; }
 // at::_int_mm (torch 2.13 CPU) returns garbage for K = 1 (a [M, 1] operand's strides are
 // ambiguous to oneDNN); tiny K is cheap on our kernel anyway.
 constexpr int64_t kIntMmMinK = 16;
@@ -122,13 +126,14 @@ at::Tensor int8_mm_cpu(const at::Tensor& a_q, const at::Tensor& a_scale, const a
   const at::Tensor as = a_scale.reshape({M}).contiguous();
   const at::Tensor ws = w_scale.contiguous();
   const at::Tensor b = bias.has_value() ? bias->to(at::kFloat).contiguous() : at::Tensor();
-  if (M > kDotMaxRows && amx_gemm_fits(K, 1)) {  // int8 tiles, the weight read in place
+  const int64_t dot_rows = dot_max_rows();
+  if (M > dot_rows && amx_gemm_fits(K, 1)) {  // int8 tiles, the weight read in place
     return amx_matmul(a, N, w.data_ptr<int8_t>(), nullptr, nullptr, as.data_ptr<float>(), ws.data_ptr<float>(),
                       b.defined() ? b.data_ptr<float>() : nullptr, dtype)
         .view(out_shape(a_q, N));
   }
   at::Tensor acc;
-  if (M <= kDotMaxRows || K < kIntMmMinK) {
+  if (M <= dot_rows || K < kIntMmMinK) {
     acc = at::empty({M, N}, a.options().dtype(at::kInt));
     const k8::DotArgs args{a.data_ptr<int8_t>(), w.data_ptr<int8_t>(), acc.data_ptr<int32_t>(), M, N, K};
     const auto dot = kernels().dot;
