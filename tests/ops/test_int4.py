@@ -442,7 +442,8 @@ def test_tuner_times_once_per_key_picks_the_fastest_and_skips_what_does_not_fit(
 def test_fp32_x_as_bf16_only_where_the_user_allows_it(op):
     """torch's opt-in for bf16 in fp32 matmuls (mkldnn fp32_precision "bf16") lets the weight-only
     ops round fp32 x to bf16 on AMX tiles: the result then matches bf16 x, still in fp32; without
-    it fp32 x stays exact. Elsewhere (no AMX) the opt-in changes nothing."""
+    it fp32 x stays exact. Elsewhere (no AMX) it changes only what it changes in torch's own fp32
+    matmul, which the dequantized-tiles path calls (oneDNN follows it on CPUs with AVX512-BF16)."""
     g = torch.Generator().manual_seed(3)
     x, w = torch.randn(24, 256, generator=g), torch.randn(40, 256, generator=g)
     if op == "int4":
@@ -460,6 +461,7 @@ def test_fp32_x_as_bf16_only_where_the_user_allows_it(op):
     try:
         torch.backends.mkldnn.matmul.fp32_precision = "bf16"
         relaxed = run(x)
+        torch_relaxed = x @ w_deq.T
     finally:
         torch.backends.mkldnn.matmul.fp32_precision = old
     plain = run(x)
@@ -469,5 +471,7 @@ def test_fp32_x_as_bf16_only_where_the_user_allows_it(op):
     if amx:
         assert rel_err(relaxed, x.bfloat16().double() @ w_tiles.T) < 1e-5
         assert 1e-4 < rel_err(relaxed, exact) < 1e-2  # x was rounded
-    else:
+    elif torch.equal(torch_relaxed, x @ w_deq.T):
         assert torch.equal(relaxed, plain)
+    else:  # torch itself rounds here: ours may too, no further than torch's own matmul does
+        assert rel_err(relaxed, exact) <= 2 * rel_err(torch_relaxed, exact)
