@@ -32,7 +32,8 @@ Isa probe() {
   // AVX-512 path needs F + BW (byte ops) + VL + VNNI (vpdpbusd); AVX2 path needs FMA and F16C.
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni")) {
-    return amx_permitted() ? Isa::Avx512Amx : Isa::Avx512Vnni;
+    if (!__builtin_cpu_supports("avx512bf16")) return Isa::Avx512Vnni;
+    return amx_permitted() ? Isa::Avx512Amx : Isa::Avx512Bf16;
   }
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
       __builtin_cpu_supports("f16c")) {
@@ -69,6 +70,7 @@ void reset_isa() { g_active.store(-1, std::memory_order_relaxed); }
 const char* isa_name(Isa isa) {
   switch (isa) {
     case Isa::Avx512Amx: return "avx512_amx";
+    case Isa::Avx512Bf16: return "avx512_bf16";
     case Isa::Avx512Vnni: return "avx512_vnni";
     case Isa::Avx2: return "avx2";
     case Isa::Scalar: return "scalar";
@@ -78,11 +80,12 @@ const char* isa_name(Isa isa) {
 
 Isa isa_from_name(const std::string& name) {
   if (name == "auto") return detected_isa();
-  for (Isa isa : {Isa::Avx512Amx, Isa::Avx512Vnni, Isa::Avx2, Isa::Scalar}) {
+  for (Isa isa : {Isa::Avx512Amx, Isa::Avx512Bf16, Isa::Avx512Vnni, Isa::Avx2, Isa::Scalar}) {
     if (name == isa_name(isa)) return isa;
   }
   throw std::invalid_argument("greenops: unknown CPU ISA path '" + name +
-                              "' (expected avx512_amx, avx512_vnni, avx2, scalar or auto)");
+                              "' (expected avx512_amx, avx512_bf16, avx512_vnni, avx2, scalar or "
+                              "auto)");
 }
 
 }  // namespace greenops::cpu

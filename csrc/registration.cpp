@@ -69,7 +69,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "best CPU ISA path this CPU supports");
   m.def("set_cpu_isa", [](const std::string& name) {
           greenops::cpu::set_isa(greenops::cpu::isa_from_name(name));
-        }, "cap the ISA path ('avx512_vnni', 'avx2', 'scalar', or 'auto' for the detected one)");
+        }, "cap the ISA path ('avx512_amx', 'avx512_bf16', 'avx512_vnni', 'avx2', 'scalar', or 'auto' "
+           "for the detected one)");
   m.def("cpu_peak_gops", &greenops::cpu::peak_gops, pybind11::arg("kind"), pybind11::arg("seconds") = 0.5,
         "GOP/s of one instruction's register-resident loop on all threads ('fma', 'vnni', "
         "'bf16dot', 'amx_bf16', 'amx_int8'); negative where this CPU lacks it");

@@ -43,7 +43,7 @@ def sqnr_db(signal: torch.Tensor, approx: torch.Tensor) -> float:
 
 def cpu_isas() -> list[str]:
     """The CPU ISA paths this machine can run, for tests that run each."""
-    order = ["scalar", "avx2", "avx512_vnni", "avx512_amx"]
+    order = ["scalar", "avx2", "avx512_vnni", "avx512_bf16", "avx512_amx"]
     if not greenops._ext.available():
         return []
     best = greenops._ext.load().cpu_isa_detected()

@@ -94,7 +94,7 @@ def test_hardware_peaks_name_the_instruction_of_each_class():
     peaks = hardware_peaks(0.01)
     isa = _ext.load().cpu_isa_detected()
     assert peaks["hw_fp32_path"] == "fma" and peaks["hw_fp32_gops"] > 0
-    want_int8 = {"avx512_amx": "amx_int8", "avx512_vnni": "vnni"}.get(isa)
+    want_int8 = {"avx512_amx": "amx_int8", "avx512_bf16": "vnni", "avx512_vnni": "vnni"}.get(isa)
     assert peaks["hw_int8_path"] == want_int8
     assert (peaks["hw_int8_gops"] is None) == (want_int8 is None)
     if isa == "avx512_amx":

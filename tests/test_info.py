@@ -16,7 +16,7 @@ def test_info_reports_build_and_backends():
     assert d["greenops"] == greenops.__version__
     ext = d["extension"]
     assert ext["loaded"] and ext["error"] is None
-    assert ext["cpu_isa"] in ("avx512_amx", "avx512_vnni", "avx2", "scalar")
+    assert ext["cpu_isa"] in ("avx512_amx", "avx512_bf16", "avx512_vnni", "avx2", "scalar")
     assert isinstance(ext["cuda_built"], bool)
     assert set(d["backends"]) == set(greenops.ops.OPS)
     # Plain torch ops on CUDA: int4 quantize/dequantize (once per weight).

@@ -17,6 +17,7 @@
 
 #include "amx_gemm.h"
 #include "amx_tiles.h"
+#include "bf16_avx512.h"
 
 namespace greenops::cpu::amx {
 namespace {
@@ -54,15 +55,6 @@ void tiles(const uint8_t* A, int64_t lda, const uint8_t* B, int64_t group_bytes,
   }
 }
 
-// fp32 -> bf16 bits, nearest-even, NaN -> 0x7FC0 (c10::BFloat16's rounding, subnormals kept).
-__m256i to_bf16(__m512 v) {
-  const __m512i u = _mm512_castps_si512(v);
-  const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7FFF))), 16);
-  r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm512_set1_epi32(0x7FC0));
-  return _mm512_cvtepi32_epi16(r);
-}
-
 // One C tile (channels n0.., rows of x m0.., stored [16 channels][16 rows]) into out.
 void epilogue(const GemmArgs& a, float* c, int64_t n0, int64_t m0) {
   if (m0 >= a.M || n0 >= a.N) return;
@@ -81,7 +73,7 @@ void epilogue(const GemmArgs& a, float* c, int64_t n0, int64_t m0) {
     const __m512 v = _mm512_fmadd_ps(_mm512_load_ps(t + m * 16), s, bias);
     const int64_t o = (m0 + m) * a.N + n0;
     if (a.out_bf16) {
-      _mm256_mask_storeu_epi16(a.out_bf16 + o, mask, to_bf16(v));
+      _mm256_mask_storeu_epi16(a.out_bf16 + o, mask, bf16_bits(v));
     } else {
       _mm512_mask_storeu_ps(a.out + o, mask, v);
     }

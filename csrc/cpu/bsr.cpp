@@ -19,7 +19,7 @@
 #include "bsr_checks.h"
 #include "bsr_kernels.h"
 #include "cpu_features.h"
-#include "amx_ops.h"
+#include "gemm_ops.h"
 #include "op_utils.h"
 
 namespace greenops {

@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <optional>
 
-#include "amx_ops.h"
+#include "gemm_ops.h"
 #include "cpu_features.h"
 #include "int4_checks.h"
 #include "int4_kernels.h"
@@ -33,7 +33,8 @@ struct Kernels {
 Kernels kernels() {
   switch (cpu::active_isa()) {
 #if defined(__x86_64__)
-    case cpu::Isa::Avx512Amx:  // AMX tiles take M > kAmxMinRows (amx_gemm.h); these the rest
+    case cpu::Isa::Avx512Amx:  // the panel GEMMs take larger M (gemm_ops.h); these the rest
+    case cpu::Isa::Avx512Bf16:
     case cpu::Isa::Avx512Vnni: return {k4::gemv_avx512, k4::dequantize_rows_avx512};
     case cpu::Isa::Avx2: return {k4::gemv_avx2, k4::dequantize_rows_avx2};
 #endif
@@ -50,11 +51,16 @@ int64_t gemv_max_rows(at::ScalarType t) { return t == at::kBFloat16 ? 8 : k4::kG
 
 const float* ptr_or_null(const at::Tensor& t) { return t.defined() ? t.data_ptr<float>() : nullptr; }
 
-// Rows of bf16 x above which int4_weight_mm runs on AMX tiles (amx_gemm.h; fp32 x too where
-// the user allows bf16 for fp32 matmuls). Measured (2-core Xeon with AMX, 4096 x 4096, bf16 x,
-// ms, AMX / fixed-point gemv): M = 2 0.83 / 0.41, 4 0.85 / 0.79, 5 0.85 / 0.97, 8 0.81 / 1.40,
-// 16 0.81 / 2.70 (the AMX path is bound by widening the nibbles into bf16 panels).
+// Rows of bf16 x above which int4_weight_mm runs on the bf16 panel GEMM (gemm_ops.h; fp32 x too
+// where the user allows bf16 for fp32 matmuls): AMX tiles, else vdpbf16ps. Measured (2-core
+// Xeon with AMX, 4096 x 4096, bf16 x, ms, AMX / fixed-point gemv): M = 2 0.83 / 0.41, 4 0.85 /
+// 0.79, 5 0.85 / 0.97, 8 0.81 / 1.40, 16 0.81 / 2.70 (the AMX path is bound by widening the
+// nibbles into bf16 panels).
 constexpr int64_t kAmxMinRows = 4;
+// Without AMX (vdpbf16ps; AMD Zen 4/5): where the fixed-point gemv gives way (M = 16), an
+// estimate as int8.cpp's kDotWeightMinRows (never faster on the Xeon's forced AVX512-BF16 path;
+// on a Zen 4 ~3.5 + M x 0.08 ms against the measured 6.4 ms of today's path at M = 32).
+constexpr int64_t kDotMinRows = 16;
 
 #if defined(__x86_64__)
 // x [M, K] @ W.T by the fixed-point gemv (AVX-512 VNNI or AVX2), in x's dtype; nullopt when x
@@ -151,13 +157,13 @@ at::Tensor int4_weight_mm_cpu(const at::Tensor& x, const at::Tensor& packed, con
   const at::Tensor p = packed.contiguous(), s = scales.contiguous();
   const at::Tensor z = zeros.has_value() ? zeros->contiguous() : at::Tensor();
 #if defined(__x86_64__)
-  if (const at::Tensor xb = amx_activation(x2, kAmxMinRows); xb.defined()) {
-    // AMX tiles against the weight dequantized to bf16 a panel at a time, rounded as the tiles
-    // below round it.
-    const cpu::amx::Int4Panel ctx{p.data_ptr<uint8_t>(), s.data_ptr<float>(), ptr_or_null(z), K, group_size};
+  if (const at::Tensor xb = bf16_activation(x2, amx_active() ? kAmxMinRows : kDotMinRows); xb.defined()) {
+    // The bf16 panel GEMM against the weight dequantized to bf16 a panel at a time, rounded as
+    // the tiles below round it.
+    const cpu::Int4Panel ctx{p.data_ptr<uint8_t>(), s.data_ptr<float>(), ptr_or_null(z), K, group_size};
     const at::Tensor b = bias.has_value() ? bias->to(at::kFloat).contiguous() : at::Tensor();
-    return amx_matmul(xb, N, nullptr, cpu::amx::fill_int4_bf16, &ctx, nullptr, nullptr, ptr_or_null(b),
-                      x.scalar_type())
+    return panel_matmul(xb, N, nullptr, cpu::fill_int4_bf16, &ctx, nullptr, nullptr, ptr_or_null(b),
+                        x.scalar_type())
         .view(out_shape(x, N));
   }
   if (M <= k4::kGemvMaxRows && cpu::active_isa() != cpu::Isa::Scalar) {

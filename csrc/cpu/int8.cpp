@@ -7,7 +7,7 @@
 
 #include <algorithm>
 
-#include "amx_ops.h"
+#include "gemm_ops.h"
 #include "cpu_features.h"
 #include "int8_checks.h"
 #include "int8_kernels.h"
@@ -18,16 +18,21 @@ namespace {
 
 namespace k8 = cpu::int8;
 
-// Rows up to which our VNNI dot kernel, which streams the weight once, beats the tiles; above,
-// the int8 GEMM goes to our AMX GEMM (amx_gemm.h) where the CPU has AMX and K fits it, else to
-// oneDNN (at::_int_mm) with our epilogue. Measured, 4096x4096 weight, ms:
+// Rows up to which our VNNI dot kernel, which streams the weight once, beats the panel GEMMs
+// (gemm_ops.h: AMX tiles, else vpdpbusd without AMX) where K fits them; else oneDNN
+// (at::_int_mm) with our epilogue takes the larger M. Measured, 4096x4096 weight, ms:
 // - 2-core Xeon with AMX (dot / our AMX GEMM): M = 3 0.41 / 0.44, 4 0.57 / 0.43, 5 0.80 / 0.42;
 //   _int_mm + scaling took 0.76-0.87 at M = 1..5 and 83 at M = 2048 (ours 21; docs/kernels.md).
-// - 2-core AMD EPYC Zen 4, AVX-512 VNNI, no AMX (dot / _int_mm + scaling, bf16 out): M = 4
-//   0.97 / 3.40, 16 2.28 / 3.51, 24 3.27 / 3.76, 32 4.26 / 4.17, 64 9.8 / 5.7.
+// - the same Xeon on its AVX-512 VNNI path (use_cpu_isa, bf16 out; dot / our vpdpbusd GEMM):
+//   M = 3 0.64 / 1.19, 4 0.91 / 1.11, 5 1.23 / 1.17, 8 1.74 / 1.42, 16 3.06 / 2.01, 48 8.4 / 3.4.
+// - earlier, 2-core AMD EPYC Zen 4 (dot / _int_mm + scaling): M = 4 0.97 / 3.40, 16 2.28 / 3.51,
+//   32 4.26 / 4.17, 64 9.8 / 5.7 (the vpdpbusd GEMM not yet measured there).
 // AVX2 keeps the AMX machine's bound (not measured on an AVX2-only CPU since the dot kernel's
 // reach was raised).
-int64_t dot_max_rows() { return cpu::active_isa() == cpu::Isa::Avx512Vnni ? 24 : 3; }
+int64_t dot_max_rows() {
+  const cpu::Isa isa = cpu::active_isa();
+  return isa == cpu::Isa::Avx512Vnni || isa == cpu::Isa::Avx512Bf16 ? 4 : 3;
+}
 // at::_int_mm (torch 2.13 CPU) returns garbage for K = 1 (a [M, 1] operand's strides are
 // ambiguous to oneDNN); tiny K is cheap on our kernel anyway.
 constexpr int64_t kIntMmMinK = 16;
@@ -53,7 +58,8 @@ struct Kernels {
 Kernels kernels() {
   switch (cpu::active_isa()) {
 #if defined(__x86_64__)
-    case cpu::Isa::Avx512Amx:  // AMX tiles take the larger M (amx_gemm.h); these the rest
+    case cpu::Isa::Avx512Amx:  // the panel GEMMs take the larger M (gemm_ops.h); these the rest
+    case cpu::Isa::Avx512Bf16:
     case cpu::Isa::Avx512Vnni:
       return {k8::quantize_rows_avx512, k8::dot_avx512, k8::weight_dot_avx512,
               k8::dequantize_rows_avx512};
@@ -66,10 +72,17 @@ Kernels kernels() {
   }
 }
 
-// Rows of bf16 x above which int8_weight_mm runs on AMX tiles (amx_gemm.h; fp32 x too where
-// the user allows bf16 for fp32 matmuls). Measured (2-core Xeon with AMX, 4096 x 4096, bf16 x,
-// ms, AMX / FMA kernel): M = 2 0.86 / 1.04, 4 0.85 / 1.27, 16 0.86 / 3.08.
+// Rows of bf16 x above which int8_weight_mm runs on the bf16 panel GEMM (gemm_ops.h; fp32 x too
+// where the user allows bf16 for fp32 matmuls): AMX tiles, else vdpbf16ps. Measured (2-core
+// Xeon with AMX, 4096 x 4096, bf16 x, ms, AMX / FMA kernel): M = 2 0.86 / 1.04, 4 0.85 / 1.27,
+// 16 0.86 / 3.08.
 constexpr int64_t kAmxWeightMinRows = 1;
+// Without AMX (vdpbf16ps, Isa::Avx512Bf16; AMD Zen 4/5) an estimate, not a measurement: on the
+// Xeon's forced AVX512-BF16 path the GEMM costs ~3 ms (fill + transpose, 4096^2) + M x 0.28 ms
+// and so never beats the FMA kernel there (vdpbf16ps at half its FMA rate: 127 vs 257 GFLOP/s);
+// a Zen 4 runs vdpbf16ps at twice its FMA rate (450 vs 217, bench/results/batch-epyc-zen4.json),
+// so ~3 + M x 0.08 ms against W8A16's measured 4.97 (M = 16) and 8.1 ms (M = 32) there.
+constexpr int64_t kDotWeightMinRows = 16;
 
 std::tuple<at::Tensor, at::Tensor> quantize_int8_cpu(const at::Tensor& x, int64_t dim) {
   check_float_input("quantize_int8", "x", x);
@@ -127,9 +140,9 @@ at::Tensor int8_mm_cpu(const at::Tensor& a_q, const at::Tensor& a_scale, const a
   const at::Tensor ws = w_scale.contiguous();
   const at::Tensor b = bias.has_value() ? bias->to(at::kFloat).contiguous() : at::Tensor();
   const int64_t dot_rows = dot_max_rows();
-  if (M > dot_rows && amx_gemm_fits(K, 1)) {  // int8 tiles, the weight read in place
-    return amx_matmul(a, N, w.data_ptr<int8_t>(), nullptr, nullptr, as.data_ptr<float>(), ws.data_ptr<float>(),
-                      b.defined() ? b.data_ptr<float>() : nullptr, dtype)
+  if (M > dot_rows && panel_gemm_fits(K, 1)) {  // int8 panel GEMM, the weight read in place
+    return panel_matmul(a, N, w.data_ptr<int8_t>(), nullptr, nullptr, as.data_ptr<float>(), ws.data_ptr<float>(),
+                        b.defined() ? b.data_ptr<float>() : nullptr, dtype)
         .view(out_shape(a_q, N));
   }
   at::Tensor acc;
@@ -160,12 +173,12 @@ at::Tensor int8_weight_mm_cpu(const at::Tensor& x, const at::Tensor& w_q, const 
   const at::Tensor w = w_q.contiguous();
   const at::Tensor ws = w_scale.contiguous();
 #if defined(__x86_64__)
-  if (const at::Tensor xb = amx_activation(x2, kAmxWeightMinRows); xb.defined()) {
-    // AMX tiles against bf16(q), exact; the scales applied to the fp32 sums.
-    const cpu::amx::Int8Panel ctx{w.data_ptr<int8_t>(), K};
+  if (const at::Tensor xb = bf16_activation(x2, amx_active() ? kAmxWeightMinRows : kDotWeightMinRows); xb.defined()) {
+    // The bf16 panel GEMM against bf16(q), exact; the scales applied to the fp32 sums.
+    const cpu::Int8Panel ctx{w.data_ptr<int8_t>(), K};
     const at::Tensor b = bias.has_value() ? bias->to(at::kFloat).contiguous() : at::Tensor();
-    return amx_matmul(xb, N, nullptr, cpu::amx::fill_int8_bf16, &ctx, nullptr, ws.data_ptr<float>(),
-                      b.defined() ? b.data_ptr<float>() : nullptr, x.scalar_type())
+    return panel_matmul(xb, N, nullptr, cpu::fill_int8_bf16, &ctx, nullptr, ws.data_ptr<float>(),
+                        b.defined() ? b.data_ptr<float>() : nullptr, x.scalar_type())
         .view(out_shape(x, N));
   }
 #endif

@@ -1,13 +1,13 @@
-// bf16 weight panels for the AMX GEMM's weight-only callers (amx_gemm.h): quantized weight rows
+// bf16 weight panels for the panel GEMMs' weight-only callers (panels.h): quantized weight rows
 // widened to bf16 in cache. Compiled for AVX-512 with BF16 and entered only on a path that has
-// it (Isa::Avx512Amx).
+// it (Isa::Avx512Bf16 and up).
 #if defined(__x86_64__)
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")
 #include <immintrin.h>
 
-#include "amx_gemm.h"
+#include "panels.h"
 
-namespace greenops::cpu::amx {
+namespace greenops::cpu {
 namespace {
 
 // fp32 -> bf16 bits, nearest-even, NaN quieted: c10::BFloat16's rounding (subnormals kept,
@@ -78,5 +78,5 @@ void fill_int4_bf16(const void* ctx, int64_t n0, int64_t rows, uint8_t* dst, int
   }
 }
 
-}  // namespace greenops::cpu::amx
+}  // namespace greenops::cpu
 #endif  // __x86_64__

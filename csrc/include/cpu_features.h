@@ -6,8 +6,9 @@
 namespace greenops::cpu {
 
 // Ordered: a higher value may use every instruction of a lower one.
-// Avx512Amx: Avx512Vnni plus AMX tiles (int8, bf16), the OS's permission for them granted.
-enum class Isa : int { Scalar = 0, Avx2 = 1, Avx512Vnni = 2, Avx512Amx = 3 };
+// Avx512Bf16: Avx512Vnni plus AVX512-BF16 (vdpbf16ps; AMD Zen 4/5 and Xeons without AMX).
+// Avx512Amx: Avx512Bf16 plus AMX tiles (int8, bf16), the OS's permission for them granted.
+enum class Isa : int { Scalar = 0, Avx2 = 1, Avx512Vnni = 2, Avx512Bf16 = 3, Avx512Amx = 4 };
 
 Isa detected_isa();                 // best path this CPU supports (probed once)
 Isa active_isa();                   // what kernels use now: detected unless capped by set_isa

@@ -314,9 +314,10 @@ def default_backend(op: str, device: torch.device) -> str:
 
 @contextlib.contextmanager
 def use_cpu_isa(name: str) -> Iterator[None]:
-    """Caps the CPU kernels' ISA path for the block: "avx512_amx" (AVX-512 VNNI with AMX tiles:
-    block-sparse bf16 and W8A8 kernels), "avx512_vnni", "avx2" or "scalar" (each
-    must be supported by this CPU; "auto" = the detected best). Process-wide, not per thread:
+    """Caps the CPU kernels' ISA path for the block: "avx512_amx" (AVX-512 VNNI with AMX tiles),
+    "avx512_bf16" (AVX-512 VNNI and BF16 without AMX: the bf16 dot-product GEMM, as on AMD Zen 4/5),
+    "avx512_vnni", "avx2" or "scalar" (each must be supported by this CPU; "auto" = the detected
+    best). Process-wide, not per thread:
     for tests and benchmarks that compare paths, not for production code."""
     from .. import _ext
 

@@ -3,7 +3,7 @@ independent of greenops' own packing code, on every backend this machine can run
 
 import pytest
 import torch
-from numerics import HAS_CUDA, assert_close_to_ref, rel_err, run_candidate, sqnr_db
+from numerics import HAS_CUDA, assert_close_to_ref, cpu_isas, rel_err, run_candidate, sqnr_db
 
 import greenops
 
@@ -161,13 +161,17 @@ def test_sqnr_on_gaussian_weights(g):
 # --- int4_weight_mm --------------------------------------------------------------------------
 
 # (M, N, K, g). CPU switches at M = 16|17 (streaming kernel | dequantized tile + GEMM; the float
-# streaming kernel — scalar path, or x the fixed point refuses — at 8|9 for bf16); K = 96 per
-# channel is not a multiple of 32 (the kernels' tails); the Triton launcher splits K for M <= 16.
+# streaming kernel — scalar path, or x the fixed point refuses — at 8|9 for bf16); bf16 x (K a
+# multiple of 32) goes to the bf16 panel GEMM above M = 4 on AMX and above M = 16 with
+# vdpbf16ps; K = 96 per channel is not a multiple of 32 (the kernels' tails); the Triton launcher
+# splits K for M <= 16.
 SHAPES = [
     (0, 8, 64, 32),
     (1, 13, 64, 32),
     (3, 5, 128, 64),
+    (5, 70, 64, 32),
     (16, 33, 256, 128),
+    (17, 45, 128, 64),
     (33, 17, 96, 96),
     (128, 40, 512, 256),
     (2, 3, 0, 0),  # K = 0: the bias (or zeros)
@@ -438,19 +442,21 @@ def test_tuner_times_once_per_key_picks_the_fastest_and_skips_what_does_not_fit(
         _backend.tuned(("test", object()), cands[:1], time_ms)
 
 
+@pytest.mark.parametrize("isa", cpu_isas())
 @pytest.mark.parametrize("op", ["int4", "int8"])
-def test_fp32_x_as_bf16_only_where_the_user_allows_it(op):
+def test_fp32_x_as_bf16_only_where_the_user_allows_it(op, isa):
     """torch's opt-in for bf16 in fp32 matmuls (mkldnn fp32_precision "bf16") lets the weight-only
-    ops round fp32 x to bf16 on AMX tiles: the result then matches bf16 x, still in fp32; without
-    it fp32 x stays exact. Elsewhere (no AMX) it changes only what it changes in torch's own fp32
-    matmul, which the dequantized-tiles path calls (oneDNN follows it on CPUs with AVX512-BF16)."""
+    ops round fp32 x to bf16 for the bf16 panel GEMM (AMX tiles, or vdpbf16ps): the result then
+    matches bf16 x, still in fp32; without it fp32 x stays exact. Elsewhere (no AVX512-BF16) it
+    changes only what it changes in torch's own fp32 matmul, which the dequantized-tiles path
+    calls."""
     g = torch.Generator().manual_seed(3)
     x, w = torch.randn(24, 256, generator=g), torch.randn(40, 256, generator=g)
     if op == "int4":
         packed, s, z = greenops.quantize_int4(w, 128)
         run = lambda a: greenops.int4_weight_mm(a, packed, s, z, 128)  # noqa: E731
         w_deq = greenops.dequantize_int4(packed, s, z, 128)
-        w_tiles = w_deq.bfloat16().double()  # the AMX panels round the dequantized weight
+        w_tiles = w_deq.bfloat16().double()  # the bf16 panels round the dequantized weight
     else:
         q, s = greenops.quantize_int8(w)
         run = lambda a: greenops.int8_weight_mm(a, q, s)  # noqa: E731
@@ -460,15 +466,16 @@ def test_fp32_x_as_bf16_only_where_the_user_allows_it(op):
     old = torch.backends.mkldnn.matmul.fp32_precision
     try:
         torch.backends.mkldnn.matmul.fp32_precision = "bf16"
-        relaxed = run(x)
+        with greenops.use_cpu_isa(isa):
+            relaxed = run(x)
         torch_relaxed = x @ w_deq.T
     finally:
         torch.backends.mkldnn.matmul.fp32_precision = old
-    plain = run(x)
+    with greenops.use_cpu_isa(isa):
+        plain = run(x)
     assert relaxed.dtype == plain.dtype == torch.float32
     assert rel_err(plain, exact) < 1e-5
-    amx = greenops._ext.load().cpu_isa() == "avx512_amx"
-    if amx:
+    if isa in ("avx512_bf16", "avx512_amx"):
         assert rel_err(relaxed, x.bfloat16().double() @ w_tiles.T) < 1e-5
         assert 1e-4 < rel_err(relaxed, exact) < 1e-2  # x was rounded
     elif torch.equal(torch_relaxed, x @ w_deq.T):

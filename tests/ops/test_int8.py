@@ -4,7 +4,7 @@ natively on a GPU)."""
 
 import pytest
 import torch
-from numerics import assert_close_to_ref, sqnr_db
+from numerics import assert_close_to_ref, cpu_isas, sqnr_db
 
 import greenops
 
@@ -48,9 +48,11 @@ def int8_weight_mm_torch(x, w_q, w_scale, bias):
 
 # Backends: the `impl` fixture (tests/ops/conftest.py).
 
-# (M, K, N). CPU paths switch at M = 4|5 (int8_mm: own VNNI kernel | oneDNN + own epilogue)
-# and M = 32|33 (int8_weight_mm: fused kernel | tiled dequant + GEMM); K < 16 and odd sizes
-# exercise masked tails.
+# (M, K, N). CPU paths switch at M = 4|5 (int8_mm: own VNNI kernel | our panel GEMM where K is a
+# multiple of 64 (AMX tiles, or vpdpbusd without AMX), else oneDNN + own epilogue) and, for
+# int8_weight_mm with bf16 x, at M = 1|2 (AMX) or 16|17 (vdpbf16ps) where K is a multiple of 32
+# (fused kernel | the bf16 panel GEMM); above M = 32 the rest go to tiled dequant + GEMM. K < 16
+# and odd sizes exercise masked tails.
 SHAPES = [
     (0, 16, 8),
     (1, 7, 13),
@@ -62,8 +64,12 @@ SHAPES = [
     (32, 130, 17),
     (33, 65, 129),
     (257, 130, 511),
-    (20, 70, 192),  # AMX tiles (K a multiple of 64): a short last panel and group of rows
-    (48, 96, 64),
+    (20, 70, 192),
+    (48, 96, 64),  # bf16 panel GEMM (K a multiple of 32)
+    # the int8 panel GEMMs: a short last panel (N % 32) and group of rows (12 without AMX, 16 on it)
+    (5, 64, 40),
+    (20, 192, 70),
+    (37, 256, 33),
     (40, 0, 6),  # K = 0: an all-bias (or zero) output on every path
 ]
 
@@ -180,6 +186,24 @@ def test_int8_mm_batch_dims_and_strided_inputs(impl):
     out2 = greenops.int8_mm(a_t, a_s.reshape(30), w_wide[:, ::2], w_s, backend=backend)
     assert not a_t.is_contiguous() and not w_wide[:, ::2].is_contiguous()
     assert torch.equal(out2.reshape(out.shape), out)
+
+
+@pytest.mark.parametrize("isa", cpu_isas())
+def test_panel_gemms_across_blocks_of_x(isa):
+    """Rows of x past the panel GEMMs' first block of packed x (1 MiB): each block meets every
+    panel, in int8_mm and in int8_weight_mm (bf16 x)."""
+    g = torch.Generator().manual_seed(1)
+    x, w = torch.randn(300, 4096, generator=g), torch.randn(40, 4096, generator=g)
+    bias = torch.randn(40, generator=g)
+    a_q, a_s = greenops.quantize_int8(x)
+    w_q, w_s = greenops.quantize_int8(w)
+    xb = x.bfloat16()
+    with greenops.use_cpu_isa(isa):
+        out = greenops.int8_mm(a_q, a_s, w_q, w_s, bias)
+        out_w = greenops.int8_weight_mm(xb, w_q, w_s, bias)
+    assert_close_to_ref(out, int8_mm_ref(a_q, a_s, w_q, w_s, bias))
+    ref_w = int8_weight_mm_ref(xb, w_q, w_s, bias)
+    assert_close_to_ref(out_w, ref_w, int8_weight_mm_torch(xb, w_q, w_s, bias))
 
 
 def test_int8_mm_sqnr_on_gaussian_data(impl):

@@ -1,5 +1,5 @@
-// ATen side of the AMX GEMM and the packed copies of x (amx_ops.h).
-#include "amx_ops.h"
+// ATen side of the panel GEMMs and the packed copies of x (gemm_ops.h).
+#include "gemm_ops.h"
 
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
@@ -12,8 +12,10 @@
 #include <sys/mman.h>
 #endif
 
+#include "amx_gemm.h"
 #include "bsr_kernels.h"
 #include "cpu_features.h"
+#include "dot_gemm.h"
 
 namespace greenops {
 
@@ -44,10 +46,11 @@ float* scratch(int64_t n) {
   return buf.p;
 }
 
-// bf16 or int8 x [M, K] -> the AMX tiles' B layout (amx_gemm.h, bsr's PackedArgs), mp (a multiple of 16) rows, those
-// past M zero. A group of 16 rows is a transpose of 4-byte words (lane r of row i -> word i of
-// packed row r): 16 x 16 words at a time in registers, the bits moved as they are.
-const uint8_t* pack_amx(const at::Tensor& x, int64_t mp, cpu::amx::Transpose16Fn tr) {
+// bf16 or int8 x [M, K] -> the AMX tiles' B layout (amx_gemm.h, bsr's PackedArgs), mp (a
+// multiple of 16) rows, those past M zero. A group of 16 rows is a transpose of 4-byte words
+// (lane r of row i -> word i of packed row r): 16 x 16 words at a time in registers, the bits
+// moved as they are.
+const uint8_t* pack_amx(const at::Tensor& x, int64_t mp, cpu::Transpose16Fn tr) {
   const int64_t M = x.size(0), row_bytes = x.size(1) * x.element_size(), lanes = row_bytes / 4;
   const uint8_t* src = static_cast<const uint8_t*>(x.data_ptr());
   uint8_t* dst = reinterpret_cast<uint8_t*>(scratch(mp * lanes));
@@ -72,10 +75,20 @@ const uint8_t* pack_amx(const at::Tensor& x, int64_t mp, cpu::amx::Transpose16Fn
   return dst;
 }
 
-bool amx_gemm_fits(int64_t K, int64_t esz) {
+bool amx_active() {
 #if defined(__x86_64__)
-  return cpu::active_isa() == cpu::Isa::Avx512Amx && K > 0 && (K * esz) % 64 == 0;
+  return cpu::active_isa() == cpu::Isa::Avx512Amx;
 #else
+  return false;
+#endif
+}
+
+bool panel_gemm_fits(int64_t K, int64_t esz) {
+#if defined(__x86_64__)
+  const cpu::Isa need = esz == 1 ? cpu::Isa::Avx512Vnni : cpu::Isa::Avx512Bf16;
+  return cpu::active_isa() >= need && K > 0 && (K * esz) % 64 == 0;
+#else
+  (void)K, (void)esz;
   return false;
 #endif
 }
@@ -85,37 +98,52 @@ bool fp32_matmul_as_bf16() {
          at::Float32Precision::BF16;
 }
 
-at::Tensor amx_activation(const at::Tensor& x2, int64_t min_rows) {
+at::Tensor bf16_activation(const at::Tensor& x2, int64_t min_rows) {
   const at::ScalarType t = x2.scalar_type();
-  if (x2.size(0) <= min_rows || !amx_gemm_fits(x2.size(1), 2)) return {};
+  if (x2.size(0) <= min_rows || !panel_gemm_fits(x2.size(1), 2)) return {};
   if (t == at::kBFloat16) return x2.contiguous();
   if (t == at::kFloat && fp32_matmul_as_bf16()) return x2.to(at::kBFloat16).contiguous();
   return {};
 }
 
-at::Tensor amx_matmul(const at::Tensor& x2, int64_t N, const int8_t* w, cpu::amx::FillFn fill, const void* ctx,
-                      const float* xs, const float* ws, const float* bias, at::ScalarType out_dtype) {
+at::Tensor panel_matmul(const at::Tensor& x2, int64_t N, const int8_t* w, cpu::FillFn fill, const void* ctx,
+                        const float* xs, const float* ws, const float* bias, at::ScalarType out_dtype) {
   const int64_t M = x2.size(0), K = x2.size(1), esz = x2.element_size(), Kb = K * esz;
-  const int64_t mp = (M + 15) / 16 * 16;
   const bool bf16_out = out_dtype == at::kBFloat16;
   at::Tensor out = at::empty({M, N}, x2.options().dtype(bf16_out ? at::kBFloat16 : at::kFloat));
 #if defined(__x86_64__)
-  namespace amx = cpu::amx;
-  const amx::GemmArgs args{pack_amx(x2, mp, cpu::bsr::transpose16_avx512),
-                     M, mp, N, K, esz == 1, reinterpret_cast<const uint8_t*>(w), fill, ctx, xs, ws, bias,
-                     bf16_out ? nullptr : out.data_ptr<float>(),
-                     bf16_out ? static_cast<uint16_t*>(out.data_ptr()) : nullptr, cpu::bsr::transpose16_avx512};
-  // One panel of scratch per thread (a weight-only panel is filled there).
-  const int64_t panel_bytes = (amx::kPanelRows * Kb + 63) / 64 * 64;
+  namespace dot = cpu::dot;
+  const bool amx = amx_active();
+  const int64_t mp = amx ? (M + 15) / 16 * 16 : dot::packed_rows(M);
+  const uint8_t* xp;
+  if (amx) {
+    xp = pack_amx(x2, mp, cpu::bsr::transpose16_avx512);
+  } else {
+    uint8_t* dst = reinterpret_cast<uint8_t*>(scratch((mp * Kb + 3) / 4));
+    const uint8_t* src = static_cast<const uint8_t*>(x2.data_ptr());
+    at::parallel_for(0, mp / dot::kRows, 1,
+                     [&](int64_t g0, int64_t g1) { dot::pack(src, M, Kb, esz == 1, dst, g0, g1); });
+    xp = dst;
+  }
+  const cpu::GemmArgs args{xp, M, mp, N, K, esz == 1, reinterpret_cast<const uint8_t*>(w), fill, ctx, xs, ws, bias,
+                           bf16_out ? nullptr : out.data_ptr<float>(),
+                           bf16_out ? static_cast<uint16_t*>(out.data_ptr()) : nullptr, cpu::bsr::transpose16_avx512};
+  // Per-thread scratch for the panels (a weight-only panel is filled there).
+  const int64_t per_thread = ((amx ? cpu::kPanelRows * Kb : dot::scratch_bytes(K, esz)) + 63) / 64 * 64;
   const int64_t threads = at::get_num_threads();
-  at::Tensor panels = at::empty({threads * panel_bytes + 64}, x2.options().dtype(at::kByte));
+  at::Tensor panels = at::empty({threads * per_thread + 64}, x2.options().dtype(at::kByte));
   uint8_t* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(panels.data_ptr()) + 63) / 64 * 64);
-  const int64_t P = (N + amx::kPanelRows - 1) / amx::kPanelRows;
+  const int64_t P = (N + cpu::kPanelRows - 1) / cpu::kPanelRows;
   at::parallel_for(0, P, 1, [&](int64_t p0, int64_t p1) {
-    amx::gemm(args, p0, p1, base + std::min<int64_t>(at::get_thread_num(), threads - 1) * panel_bytes);
+    uint8_t* mine = base + std::min<int64_t>(at::get_thread_num(), threads - 1) * per_thread;
+    if (amx) {
+      cpu::amx::gemm(args, p0, p1, mine);
+    } else {
+      dot::gemm(args, p0, p1, mine);
+    }
   });
 #else
-  TORCH_CHECK(false, "greenops: the AMX GEMM needs x86-64");
+  TORCH_CHECK(false, "greenops: the panel GEMMs need x86-64");
 #endif
   return out_dtype == at::kBFloat16 || out_dtype == at::kFloat ? out : out.to(out_dtype);
 }
