@@ -19,7 +19,7 @@ namespace greenops::cpu::amx {
 constexpr int64_t kBlockBytes = 1 << 20;
 
 // Panels [p_begin, p_end) of 32 output channels (the last may be short), all rows of x. panel:
-// the calling thread's scratch of kPanelRows * K * esz bytes, 64-byte aligned.
+// the calling thread's scratch of kPanelRows * (K * esz + 64) bytes, 64-byte aligned.
 void gemm(const GemmArgs& a, int64_t p_begin, int64_t p_end, uint8_t* panel);
 
 }  // namespace greenops::cpu::amx

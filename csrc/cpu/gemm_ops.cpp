@@ -128,8 +128,8 @@ at::Tensor panel_matmul(const at::Tensor& x2, int64_t N, const int8_t* w, cpu::F
   const cpu::GemmArgs args{xp, M, mp, N, K, esz == 1, reinterpret_cast<const uint8_t*>(w), fill, ctx, xs, ws, bias,
                            bf16_out ? nullptr : out.data_ptr<float>(),
                            bf16_out ? static_cast<uint16_t*>(out.data_ptr()) : nullptr, cpu::bsr::transpose16_avx512};
-  // Per-thread scratch for the panels (a weight-only panel is filled there).
-  const int64_t per_thread = ((amx ? cpu::kPanelRows * Kb : dot::scratch_bytes(K, esz)) + 63) / 64 * 64;
+  // Per-thread scratch for the panels (a weight-only panel is filled there; amx_gemm.h).
+  const int64_t per_thread = ((amx ? cpu::kPanelRows * (Kb + 64) : dot::scratch_bytes(K, esz)) + 63) / 64 * 64;
   const int64_t threads = at::get_num_threads();
   at::Tensor panels = at::empty({threads * per_thread + 64}, x2.options().dtype(at::kByte));
   uint8_t* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(panels.data_ptr()) + 63) / 64 * 64);
